@@ -22,7 +22,7 @@
 //! frame[12] = 0x08;
 //! assert_eq!(prog.run(&frame, 60), 262144);
 //! let segments: [&[u8]; 3] = [&frame[..5], &[], &frame[5..]];
-//! assert_eq!(prog.run_segments(&segments, 60), 262144);
+//! assert_eq!(prog.run_segments(&segments[..], 60), 262144);
 //! frame[12] = 0x86;
 //! assert_eq!(prog.run(&frame, 60), 0);
 //! ```

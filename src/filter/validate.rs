@@ -120,41 +120,36 @@ pub fn opcode_accepted(code: u16) -> bool {
     ACCEPTED.get(usize::from(code)).copied().unwrap_or(false)
 }
 
+/// The rules for one instruction with `after` instructions following it.
+fn check_one(insn: &BpfInsn, after: u64) -> Option<Reason> {
+    let code = insn.code;
+    if !opcode_accepted(code) {
+        return Some(Reason::UnknownOpcode(code));
+    }
+    let scratch = [BPF_ST, BPF_STX, BPF_LD | BPF_MEM, BPF_LDX | BPF_MEM];
+    let div_k = [BPF_ALU | BPF_DIV | BPF_K, BPF_ALU | BPF_MOD | BPF_K];
+    if class(code) == BPF_JMP {
+        let offset =
+            if code == BPF_JMP | BPF_JA { insn.k } else { u32::from(insn.jt.max(insn.jf)) };
+        (u64::from(offset) >= after).then_some(Reason::JumpOutOfRange(offset))
+    } else if scratch.contains(&code) {
+        (insn.k as usize >= BPF_MEMWORDS).then_some(Reason::ScratchIndex(insn.k))
+    } else if div_k.contains(&code) {
+        (insn.k == 0).then_some(Reason::DivisionByZero)
+    } else {
+        None
+    }
+}
+
 /// Checks a program by FreeBSD's rules. An empty program is valid (it accepts
 /// every packet whole). Length limits belong to the ioctl layer.
 pub fn validate(insns: &[BpfInsn]) -> Result<(), ValidateError> {
     let len = insns.len();
     for (index, insn) in insns.iter().enumerate() {
-        let err = |reason| Err(ValidateError { index, reason });
-        let code = insn.code;
-        if !opcode_accepted(code) {
-            return err(Reason::UnknownOpcode(code));
-        }
         // Instructions after this one; every jump must land on one of them.
         let after = (len - index - 1) as u64;
-        match class(code) {
-            BPF_JMP => {
-                let offset =
-                    if code == BPF_JMP | BPF_JA { insn.k } else { u32::from(insn.jt.max(insn.jf)) };
-                if u64::from(offset) >= after {
-                    return err(Reason::JumpOutOfRange(offset));
-                }
-            }
-            _ if code == BPF_ST
-                || code == BPF_STX
-                || code == BPF_LD | BPF_MEM
-                || code == BPF_LDX | BPF_MEM =>
-            {
-                if insn.k as usize >= BPF_MEMWORDS {
-                    return err(Reason::ScratchIndex(insn.k));
-                }
-            }
-            _ if (code == BPF_ALU | BPF_DIV | BPF_K || code == BPF_ALU | BPF_MOD | BPF_K)
-                && insn.k == 0 =>
-            {
-                return err(Reason::DivisionByZero);
-            }
-            _ => {}
+        if let Some(reason) = check_one(insn, after) {
+            return Err(ValidateError { index, reason });
         }
     }
     match insns.last() {

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what the build and the checks need and is missing: Debian packages
+# (as root, or through sudo where there is one), then the FreeBSD headers
+# (scripts/freebsd-sysroot.sh). Cheap when everything is present: no
+# `apt-get update`, no download.
+#
+# Environment: ZBPF_APT_UPDATED=1 skips `apt-get update` (the caller ran it).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# clang/lld/llvm: C shims, .ko link, llvm-nm/objdump gates and the ABI check;
+# libclang-dev: bindgen; libpcap-dev, tcpdump: libpcap compile checks and
+# captures; mandoc: the man page lint; shellcheck: lint-scripts; unzip:
+# unpacking the headers' wheel.
+packages=(clang lld llvm libclang-dev libpcap-dev tcpdump mandoc shellcheck unzip)
+
+installed() {
+    [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]
+}
+
+missing=()
+for p in "${packages[@]}"; do
+    installed "$p" || missing+=("$p")
+done
+# The headers come from PyPI through pip.
+if ! "${PYTHON:-python3}" -m pip --version >/dev/null 2>&1; then
+    missing+=(python3 python3-pip)
+fi
+
+if ((${#missing[@]})); then
+    echo "deps: installing ${missing[*]}" >&2
+    sudo=()
+    if [[ "$(id -u)" != 0 ]]; then
+        if command -v sudo >/dev/null; then
+            sudo=(sudo)
+        else
+            echo "deps: not root and no sudo: install ${missing[*]} by hand" >&2
+            exit 1
+        fi
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    if [[ "${ZBPF_APT_UPDATED:-0}" != 1 ]]; then
+        "${sudo[@]}" apt-get update -qq
+    fi
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+"$root/scripts/freebsd-sysroot.sh" --quiet

@@ -1,0 +1,146 @@
+//! The descriptor engine: everything a bpf descriptor does, written once
+//! against [`Platform`].
+//!
+//! | piece | file |
+//! | --- | --- |
+//! | the device root: configuration (sysctls), open/close, statistics | `mod.rs` |
+//! | one descriptor's state and the capture of one packet | `descriptor.rs` |
+//! | the store/hold/free machine shared by both buffer modes | `buffers.rs` |
+//! | BUFFER mode buffers | `heap.rs` |
+//! | ZBUF buffers and the generation protocol | `zbuf.rs` |
+//! | record headers and timestamps | `record.rs` |
+//! | ioctl dispatch | `ioctl.rs` |
+//! | read, write, poll, kqueue, the read timeout | `io.rs` |
+
+mod buffers;
+mod descriptor;
+mod heap;
+mod io;
+mod ioctl;
+pub mod record;
+mod zbuf;
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+pub use buffers::Caught;
+pub use descriptor::{BufMode, Counters, DescState, Descriptor};
+pub use zbuf::HEADER_LEN as ZBUF_HEADER_LEN;
+
+use crate::abi::{Errno, Result, XbpfD, BPF_DEFAULTBUFSIZE, BPF_MAXBUFSIZE, BPF_MAXINSNS};
+use crate::platform::epoch::EpochCell;
+use crate::platform::{GlobalLock, Notes, Platform};
+use crate::tap::{ActiveTaps, Registry};
+
+/// The tunables FreeBSD exposes as `net.bpf.*` sysctls.
+pub struct Config {
+    /// Buffer size of new descriptors (`bufsize`).
+    pub bufsize: AtomicU32,
+    /// Upper clamp of BIOCSBLEN (`maxbufsize`).
+    pub maxbufsize: AtomicU32,
+    /// Longest program accepted (`maxinsns`).
+    pub maxinsns: AtomicU32,
+    /// Whether BIOCSETBUFMODE may choose ZBUF (`zerocopy_enable`). zbpf
+    /// defaults it to on: its zero-copy buffers survive fork.
+    pub zerocopy_enable: AtomicBool,
+    /// Whether new descriptors start as writers only (`optimize_writers`).
+    pub optimize_writers: AtomicBool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bufsize: AtomicU32::new(BPF_DEFAULTBUFSIZE),
+            maxbufsize: AtomicU32::new(BPF_MAXBUFSIZE),
+            maxinsns: AtomicU32::new(BPF_MAXINSNS),
+            zerocopy_enable: AtomicBool::new(true),
+            optimize_writers: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The device: one per module (or simulator), owning the interface registry
+/// and the configuration every descriptor shares.
+pub struct Bpf<P: Platform> {
+    /// The host.
+    pub platform: P,
+    /// The sysctls.
+    pub config: Config,
+    pub(crate) registry: P::Global<Registry<P>>,
+    pub(crate) active: ActiveTaps<P>,
+    open: AtomicUsize,
+    next_token: AtomicU64,
+}
+
+impl<P: Platform> Bpf<P> {
+    /// A device on `platform` with default configuration.
+    pub fn new(platform: P) -> Self {
+        Bpf {
+            platform,
+            config: Config::default(),
+            registry: P::Global::new(Registry::new()),
+            active: EpochCell::new(None),
+            open: AtomicUsize::new(0),
+            next_token: AtomicU64::new(1),
+        }
+    }
+
+    /// Opens a descriptor. `readable` is false for a write-only open (FREAD
+    /// not set): such a descriptor starts as a writer only.
+    pub fn open(&self, readable: bool, pid: i32) -> Result<Arc<Descriptor<P>>> {
+        let notes = self.platform.new_notes()?;
+        let bufsize = self.config.bufsize.load(Ordering::Relaxed) as usize;
+        let d = Arc::new(Descriptor::new(notes, bufsize, !readable, pid));
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Ok(d)
+    }
+
+    /// Closes a descriptor (the cdevpriv destructor): stops its timer,
+    /// detaches it and lets it go. The memory is freed when the last
+    /// reference (the caller's) is dropped, after the epoch.
+    pub fn close(&self, d: Arc<Descriptor<P>>) {
+        d.stop_timer();
+        let _ = d.notes().set_owner(0);
+        self.detach(&d);
+        d.wakeup_all();
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Descriptors open now (unload refuses while this is not zero).
+    pub fn open_count(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn token(&self) -> u64 {
+        self.next_token.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The `net.bpf.stats` records: per interface, writers-only first, then
+    /// readers.
+    pub fn stats(&self) -> Vec<XbpfD> {
+        let reg = self.registry.lock();
+        let mut out = Vec::new();
+        for entry in reg.entries() {
+            for d in entry.writers.iter().chain(entry.readers.iter()) {
+                out.push(d.xbpf(entry.tap.iface_name()));
+            }
+        }
+        out
+    }
+
+    /// A write to `net.bpf.stats`: exactly one all-zero record zeroes the
+    /// counters of every attached reader; anything else is EINVAL.
+    pub fn stats_write(&self, new: &[u8]) -> Result<()> {
+        if new.len() != XbpfD::SIZE || new.iter().any(|&b| b != 0) {
+            return Err(Errno::EINVAL);
+        }
+        let reg = self.registry.lock();
+        for entry in reg.entries() {
+            for d in entry.readers.iter() {
+                d.counters().zero_for_stats();
+            }
+        }
+        Ok(())
+    }
+}

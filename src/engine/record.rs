@@ -1,0 +1,160 @@
+//! The record header written before each captured packet, and the one
+//! timestamp a packet gets.
+
+use crate::abi::{bpf_hdrlen, BpfHdr, BpfTs, BpfXhdr, Timeval, Tstamp, TstampFlags, TstampFormat};
+use crate::platform::{Bintime, Platform};
+
+/// How good a timestamp a descriptor needs, in FreeBSD's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Quality {
+    /// BPF_T_NONE.
+    None,
+    /// Tick precision.
+    Fast,
+    /// Full precision.
+    Normal,
+}
+
+impl Quality {
+    /// The quality a timestamp setting asks for.
+    pub fn of(t: Tstamp) -> Quality {
+        if t.format() == TstampFormat::None {
+            Quality::None
+        } else if t.flags().contains(TstampFlags::FAST) {
+            Quality::Fast
+        } else {
+            Quality::Normal
+        }
+    }
+}
+
+/// The timestamp of one packet, read from the clock at most once per
+/// quality and shared by every descriptor that accepts the packet.
+pub struct PacketTime {
+    hw: Option<Bintime>,
+    taken: Option<(Quality, Bintime)>,
+    boot: Option<Bintime>,
+}
+
+impl PacketTime {
+    /// A packet with an optional hardware or driver timestamp (uptime).
+    pub fn new(hw: Option<Bintime>) -> Self {
+        PacketTime { hw, taken: None, boot: None }
+    }
+
+    /// The boot time, read once per packet.
+    pub fn boottime<P: Platform>(&mut self, platform: &P) -> Bintime {
+        *self.boot.get_or_insert_with(|| platform.boottime())
+    }
+
+    /// The packet's uptime for a descriptor wanting `quality`: the hardware
+    /// stamp if there is one, else a clock read of at least that quality,
+    /// taken the first time it is needed.
+    pub fn get<P: Platform>(&mut self, platform: &P, quality: Quality) -> Bintime {
+        if let Some(hw) = self.hw {
+            return hw;
+        }
+        match self.taken {
+            Some((q, t)) if q >= quality => t,
+            _ => {
+                let t = match quality {
+                    Quality::Normal => platform.uptime(),
+                    _ => platform.uptime_fast(),
+                };
+                self.taken = Some((quality, t));
+                t
+            }
+        }
+    }
+}
+
+/// Everything a record header needs besides the lengths.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp {
+    /// The timestamp setting of the descriptor.
+    pub tstamp: Tstamp,
+    /// The packet's uptime (ignored for BPF_T_NONE).
+    pub uptime: Bintime,
+    /// Boot time, added unless the setting is monotonic.
+    pub boottime: Bintime,
+}
+
+/// Largest record header length: WORDALIGN(26 + L) - L peaks at 33.
+pub const MAX_HDRLEN: usize = 33;
+
+/// The record header length for a link header of `link_hdrlen` bytes.
+pub fn hdrlen(link_hdrlen: u32) -> usize {
+    bpf_hdrlen(link_hdrlen as usize)
+}
+
+/// Builds the `hdrlen` bytes that precede the packet data: the 32-byte
+/// `bpf_hdr` or `bpf_xhdr` image, zero-padded (the gap between byte 26 and
+/// `hdrlen` is zero). Returns the image; its first `hdrlen` bytes are used.
+pub fn header(stamp: &Stamp, caplen: u32, datalen: u32, hdrlen: usize) -> [u8; MAX_HDRLEN] {
+    let mut out = [0u8; MAX_HDRLEN];
+    let t = stamp.tstamp;
+    let (sec, frac) = if t.format() == TstampFormat::None {
+        (0, 0)
+    } else {
+        let bt = if t.flags().contains(TstampFlags::MONOTONIC) {
+            stamp.uptime
+        } else {
+            stamp.uptime + stamp.boottime
+        };
+        match t.format() {
+            TstampFormat::Micro => (bt.sec, bt.usec()),
+            TstampFormat::Nano => (bt.sec, bt.nsec()),
+            _ => (bt.sec, bt.frac),
+        }
+    };
+    let hdrlen16 = hdrlen as u16;
+    if t.extended_header() {
+        let h = BpfXhdr {
+            bh_tstamp: BpfTs { bt_sec: sec, bt_frac: frac },
+            bh_caplen: caplen,
+            bh_datalen: datalen,
+            bh_hdrlen: hdrlen16,
+        };
+        h.encode(&mut out);
+    } else {
+        let h = BpfHdr {
+            bh_tstamp: Timeval { tv_sec: sec, tv_usec: frac as i64 },
+            bh_caplen: caplen,
+            bh_datalen: datalen,
+            bh_hdrlen: hdrlen16,
+        };
+        h.encode(&mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_lengths() {
+        assert_eq!(hdrlen(14), 26);
+        assert_eq!(hdrlen(4), 28);
+        assert_eq!(hdrlen(0), 32);
+        assert_eq!(hdrlen(7), 33);
+        assert!((0..64).all(|l| hdrlen(l) <= MAX_HDRLEN));
+    }
+
+    #[test]
+    fn timestamp_formats() {
+        let up = Bintime { sec: 5, frac: 1 << 63 };
+        let boot = Bintime { sec: 1000, frac: 1 << 63 };
+        let stamp = |raw| Stamp { tstamp: Tstamp::new(raw).unwrap(), uptime: up, boottime: boot };
+        let micro = header(&stamp(0), 1, 2, 26);
+        let h = BpfHdr::decode(&micro);
+        assert_eq!((h.bh_tstamp.tv_sec, h.bh_tstamp.tv_usec), (1006, 0));
+        assert_eq!((h.bh_caplen, h.bh_datalen, h.bh_hdrlen), (1, 2, 26));
+        let nano_mono = BpfXhdr::decode(&header(&stamp(0x201), 1, 2, 26));
+        assert_eq!((nano_mono.bh_tstamp.bt_sec, nano_mono.bh_tstamp.bt_frac), (5, 500_000_000));
+        let bin = BpfXhdr::decode(&header(&stamp(0x202), 1, 2, 26));
+        assert_eq!((bin.bh_tstamp.bt_sec, bin.bh_tstamp.bt_frac), (5, 1 << 63));
+        let none = header(&stamp(3), 1, 2, 33);
+        assert!(none[..16].iter().all(|&b| b == 0) && none[26..].iter().all(|&b| b == 0));
+    }
+}

@@ -1,0 +1,256 @@
+//! Simulated network interfaces: what the kernel's ifnets are to zbpf.
+//!
+//! An interface has a name, data-link types, an MTU, a MAC, an up flag and
+//! a promiscuous count. Frames it "receives" or "sends" are handed to the
+//! taps by the simulator, split into segment chains of random shapes as
+//! mbuf chains are. Frames a descriptor writes are recorded on the wire and
+//! passed to a peer, if the interface is one end of a pair (like epair(4)).
+
+use std::prelude::rust_2021::*;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use crate::abi::{dlt, Errno, Result};
+use crate::platform::NetIf;
+
+/// A frame a descriptor wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentFrame {
+    /// The bytes as sent.
+    pub bytes: Vec<u8>,
+    /// BIOCSHDRCMPLT was set.
+    pub hdrcmplt: bool,
+    /// VLAN priority requested with BIOCSETVLANPCP (0 = none).
+    pub pcp: u8,
+}
+
+/// What the simulator is told about traffic an interface originates.
+pub enum Event<'a> {
+    /// A frame sent by a descriptor's write (outbound taps see it unless
+    /// `hidden`).
+    Sent {
+        /// The frame.
+        frame: &'a [u8],
+        /// Feedback in both directions: taps must not see the original.
+        hidden: bool,
+    },
+    /// A frame injected as received (feedback).
+    Injected(&'a [u8]),
+}
+
+type Hook = Arc<dyn Fn(&Arc<SimIface>, Event<'_>) + Send + Sync>;
+
+/// How frames are cut into segments before the taps see them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Segmentation {
+    /// One segment per frame.
+    Contiguous,
+    /// Up to this many segments, some empty, cut at random places.
+    Random(usize),
+}
+
+/// One simulated interface.
+pub struct SimIface {
+    name: String,
+    dlts: Vec<(u32, u32)>,
+    mtu: u32,
+    mac: Option<[u8; 6]>,
+    up: AtomicBool,
+    promisc: AtomicI32,
+    tapped: AtomicBool,
+    fail_promisc: AtomicBool,
+    wire: Mutex<Vec<SentFrame>>,
+    peer: Mutex<Weak<SimIface>>,
+    hook: Mutex<Option<Hook>>,
+    me: Weak<SimIface>,
+    rng: AtomicU64,
+    segmentation: Mutex<Segmentation>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SimIface {
+    /// An Ethernet interface (DLT_EN10MB, MTU 1500).
+    pub fn ethernet(name: &str, mac: [u8; 6]) -> Arc<SimIface> {
+        Self::build(name, vec![(dlt::DLT_EN10MB, 14)], 1500, Some(mac))
+    }
+
+    /// A loopback-style interface (DLT_NULL, MTU 16384).
+    pub fn loopback(name: &str) -> Arc<SimIface> {
+        Self::build(name, vec![(dlt::DLT_NULL, 4)], 16384, None)
+    }
+
+    /// Any interface: data-link types (primary first) with header lengths.
+    pub fn build(
+        name: &str,
+        dlts: Vec<(u32, u32)>,
+        mtu: u32,
+        mac: Option<[u8; 6]>,
+    ) -> Arc<SimIface> {
+        let seed = name.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        Arc::new_cyclic(|me| SimIface {
+            name: name.to_owned(),
+            dlts,
+            mtu,
+            mac,
+            up: AtomicBool::new(true),
+            promisc: AtomicI32::new(0),
+            tapped: AtomicBool::new(false),
+            fail_promisc: AtomicBool::new(false),
+            wire: Mutex::new(Vec::new()),
+            peer: Mutex::new(Weak::new()),
+            hook: Mutex::new(None),
+            me: me.clone(),
+            rng: AtomicU64::new(seed | 1),
+            segmentation: Mutex::new(Segmentation::Random(6)),
+        })
+    }
+
+    /// Connects two interfaces back to back, as epair(4) does.
+    pub fn pair(a: &Arc<SimIface>, b: &Arc<SimIface>) {
+        *lock(&a.peer) = Arc::downgrade(b);
+        *lock(&b.peer) = Arc::downgrade(a);
+    }
+
+    /// The other end of a pair.
+    pub fn peer(&self) -> Option<Arc<SimIface>> {
+        lock(&self.peer).upgrade()
+    }
+
+    /// Installs the simulator's traffic hook.
+    pub(crate) fn set_hook(&self, hook: Hook) {
+        *lock(&self.hook) = Some(hook);
+    }
+
+    /// Sets IFF_UP.
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+    }
+
+    /// How many descriptors asked for promiscuous mode.
+    pub fn promisc_count(&self) -> i32 {
+        self.promisc.load(Ordering::SeqCst)
+    }
+
+    /// Makes the next promiscuous-mode requests fail (driver error).
+    pub fn fail_promisc(&self, fail: bool) {
+        self.fail_promisc.store(fail, Ordering::SeqCst);
+    }
+
+    /// Whether zbpf has asked for taps on this interface.
+    pub fn is_tapped(&self) -> bool {
+        self.tapped.load(Ordering::SeqCst)
+    }
+
+    /// Frames descriptors wrote, in order.
+    pub fn wire(&self) -> Vec<SentFrame> {
+        lock(&self.wire).clone()
+    }
+
+    /// Chooses how frames are segmented.
+    pub fn set_segmentation(&self, s: Segmentation) {
+        *lock(&self.segmentation) = s;
+    }
+
+    /// Cuts `frame` into segments (at most 8) for one delivery.
+    pub fn segment<'a>(&self, frame: &'a [u8], out: &mut [&'a [u8]; 8]) -> usize {
+        let max = match *lock(&self.segmentation) {
+            Segmentation::Contiguous => 1,
+            Segmentation::Random(n) => n.clamp(1, 8),
+        };
+        let mut x = self.rng.load(Ordering::Relaxed);
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let count = 1 + (next() as usize % max);
+        let mut cuts = [0usize; 8];
+        for c in cuts.iter_mut().take(count - 1) {
+            *c = next() as usize % (frame.len() + 1);
+        }
+        cuts[..count - 1].sort_unstable();
+        let mut start = 0;
+        for (i, slot) in out.iter_mut().enumerate().take(count) {
+            let end = if i + 1 < count { cuts[i] } else { frame.len() };
+            *slot = &frame[start..end.max(start)];
+            start = end.max(start);
+        }
+        self.rng.store(x, Ordering::Relaxed);
+        count
+    }
+
+    fn emit(&self, ev: Event<'_>) {
+        let hook = lock(&self.hook).clone();
+        if let (Some(hook), Some(me)) = (hook, self.me.upgrade()) {
+            hook(&me, ev);
+        }
+    }
+}
+
+impl NetIf for Arc<SimIface> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn dlts(&self) -> &[(u32, u32)] {
+        &self.dlts
+    }
+    fn is_up(&self) -> bool {
+        self.up.load(Ordering::SeqCst)
+    }
+    fn mtu(&self) -> u32 {
+        self.mtu
+    }
+    fn lladdr(&self) -> Option<[u8; 6]> {
+        self.mac
+    }
+    fn set_promisc(&self, on: bool) -> Result<()> {
+        if on && self.fail_promisc.load(Ordering::SeqCst) {
+            return Err(Errno::EIO);
+        }
+        self.promisc.fetch_add(if on { 1 } else { -1 }, Ordering::SeqCst);
+        Ok(())
+    }
+    fn output(&self, frame: &[u8], hdrcmplt: bool, pcp: u8, hide_from_taps: bool) -> Result<()> {
+        lock(&self.wire).push(SentFrame { bytes: frame.to_vec(), hdrcmplt, pcp });
+        self.emit(Event::Sent { frame, hidden: hide_from_taps });
+        Ok(())
+    }
+    fn input(&self, frame: &[u8]) -> Result<()> {
+        self.emit(Event::Injected(frame));
+        Ok(())
+    }
+    fn set_tapped(&self, tapped: bool) {
+        self.tapped.store(tapped, Ordering::SeqCst);
+    }
+}
+
+/// The simulated machine's interfaces.
+#[derive(Default)]
+pub struct SimNet {
+    ifaces: Mutex<Vec<Arc<SimIface>>>,
+}
+
+impl SimNet {
+    /// Adds an interface.
+    pub fn add(&self, iface: Arc<SimIface>) {
+        lock(&self.ifaces).push(iface);
+    }
+
+    /// Looks an interface up by name (`ifunit`).
+    pub fn find(&self, name: &str) -> Option<Arc<SimIface>> {
+        lock(&self.ifaces).iter().find(|i| i.name == name).cloned()
+    }
+
+    /// Removes an interface (it departs).
+    pub fn remove(&self, name: &str) -> Option<Arc<SimIface>> {
+        let mut v = lock(&self.ifaces);
+        let pos = v.iter().position(|i| i.name == name)?;
+        Some(v.remove(pos))
+    }
+}

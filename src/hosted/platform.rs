@@ -1,0 +1,432 @@
+//! The userspace implementation of [`Platform`]: std locks in place of
+//! mtx(9) and sx(9), a two-counter epoch in place of the network epoch, a
+//! timer thread in place of callout(9), and a poll hub in place of
+//! selinfo/knlist.
+
+use std::collections::HashMap;
+use std::prelude::rust_2021::*;
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::net::{SimIface, SimNet};
+use super::process::HostedPages;
+use crate::abi::{Errno, Result};
+use crate::platform::{Bintime, Counter, DescLock, GlobalLock, Notes, Platform, Sleep};
+
+/// Simulated clock ticks per second (FreeBSD's default `kern.hz`).
+pub const HZ: u32 = 1000;
+
+fn relock<T>(r: std::result::Result<T, PoisonError<T>>) -> T {
+    r.unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The per-descriptor lock: a mutex, a condition variable for the sleep
+/// channel, a wakeup generation so that only real wakeups end a sleep, and
+/// a pending simulated signal.
+pub struct HostedLock<T> {
+    data: Mutex<T>,
+    cv: Condvar,
+    wakeups: AtomicU64,
+    signal: AtomicI32,
+}
+
+impl<T> HostedLock<T> {
+    /// Posts a simulated signal: an interruptible sleep ends with EINTR.
+    pub fn interrupt(&self) {
+        let _g = relock(self.data.lock());
+        self.signal.store(Errno::EINTR.0, Ordering::SeqCst);
+        self.cv.notify_all();
+    }
+}
+
+impl<T: Send> DescLock<T> for HostedLock<T> {
+    type Guard<'a>
+        = MutexGuard<'a, T>
+    where
+        Self: 'a;
+
+    fn new(value: T) -> Self {
+        HostedLock {
+            data: Mutex::new(value),
+            cv: Condvar::new(),
+            wakeups: AtomicU64::new(0),
+            signal: AtomicI32::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, T> {
+        relock(self.data.lock())
+    }
+
+    fn sleep<'a>(
+        &'a self,
+        mut guard: MutexGuard<'a, T>,
+        ticks: u32,
+        interruptible: bool,
+    ) -> (MutexGuard<'a, T>, Sleep) {
+        let start = self.wakeups.load(Ordering::SeqCst);
+        let deadline = (ticks > 0).then(|| Instant::now() + tick_duration(ticks));
+        loop {
+            if interruptible {
+                let sig = self.signal.swap(0, Ordering::SeqCst);
+                if sig != 0 {
+                    return (guard, Sleep::Interrupted(Errno(sig)));
+                }
+            }
+            if self.wakeups.load(Ordering::SeqCst) != start {
+                return (guard, Sleep::Woken);
+            }
+            guard = match deadline {
+                None => relock(self.cv.wait(guard)),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return (guard, Sleep::TimedOut);
+                    }
+                    relock(self.cv.wait_timeout(guard, d - now)).0
+                }
+            };
+        }
+    }
+
+    fn wakeup(&self) {
+        // Taking the mutex orders the increment with a sleeper's check.
+        let _g = relock(self.data.lock());
+        self.wakeups.fetch_add(1, Ordering::SeqCst);
+        self.cv.notify_all();
+    }
+}
+
+/// `ticks` simulated ticks as a duration.
+pub fn tick_duration(ticks: u32) -> Duration {
+    Duration::from_micros(u64::from(ticks) * 1_000_000 / u64::from(HZ))
+}
+
+/// The global lock.
+pub struct HostedGlobal<T>(Mutex<T>);
+
+impl<T: Send> GlobalLock<T> for HostedGlobal<T> {
+    type Guard<'a>
+        = MutexGuard<'a, T>
+    where
+        Self: 'a;
+
+    fn new(value: T) -> Self {
+        HostedGlobal(Mutex::new(value))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, T> {
+        relock(self.0.lock())
+    }
+}
+
+/// A relaxed atomic counter.
+pub struct HostedCounter(AtomicU64);
+
+impl Counter for HostedCounter {
+    fn new() -> Self {
+        HostedCounter(AtomicU64::new(0))
+    }
+    #[inline]
+    fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    fn fetch(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn zero(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A two-counter epoch (as in sleepable RCU): readers count themselves in
+/// the current phase; a writer flips the phase and waits for the old phase
+/// to drain. Readers never wait.
+#[derive(Default)]
+pub struct Epoch {
+    phase: AtomicUsize,
+    readers: [AtomicUsize; 2],
+    writers: Mutex<()>,
+}
+
+/// An open epoch section (the phase it counted itself in).
+pub struct Section(usize);
+
+impl Epoch {
+    /// Enters a read section.
+    pub fn enter(&self) -> Section {
+        loop {
+            let p = self.phase.load(Ordering::SeqCst) & 1;
+            self.readers[p].fetch_add(1, Ordering::SeqCst);
+            // If the phase moved on meanwhile, a writer may already have
+            // seen our old counter at zero: count ourselves again.
+            if self.phase.load(Ordering::SeqCst) & 1 == p {
+                return Section(p);
+            }
+            self.readers[p].fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Leaves it.
+    pub fn exit(&self, s: Section) {
+        self.readers[s.0 & 1].fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Waits for every section entered before this call to end.
+    pub fn wait(&self) {
+        let _w = relock(self.writers.lock());
+        let old = self.phase.fetch_add(1, Ordering::SeqCst) & 1;
+        while self.readers[old].load(Ordering::SeqCst) != 0 {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Wakes poll(2) callers: a generation bumped by every select wakeup.
+#[derive(Default)]
+pub struct PollHub {
+    generation: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl PollHub {
+    /// The current generation.
+    pub fn generation(&self) -> u64 {
+        *relock(self.generation.lock())
+    }
+
+    /// Bumps the generation.
+    pub fn wakeup(&self) {
+        *relock(self.generation.lock()) += 1;
+        self.cv.notify_all();
+    }
+
+    /// Waits until the generation differs from `seen` or `deadline`.
+    pub fn wait(&self, seen: u64, deadline: Option<Instant>) {
+        let mut g = relock(self.generation.lock());
+        while *g == seen {
+            match deadline {
+                None => g = relock(self.cv.wait(g)),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return;
+                    }
+                    g = relock(self.cv.wait_timeout(g, d - now)).0;
+                }
+            }
+        }
+    }
+}
+
+/// Signals "sent" to descriptor owners, for tests to inspect.
+#[derive(Default)]
+pub struct SignalLog {
+    sent: Mutex<Vec<(i32, u32)>>,
+}
+
+impl SignalLog {
+    /// Every (owner, signal) sent so far.
+    pub fn sent(&self) -> Vec<(i32, u32)> {
+        relock(self.sent.lock()).clone()
+    }
+}
+
+/// Read timeouts waiting to fire: descriptor id → (deadline, token).
+#[derive(Default)]
+pub struct Timers {
+    armed: Mutex<HashMap<u64, (Instant, u64)>>,
+    cv: Condvar,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl Timers {
+    fn arm(&self, id: u64, ticks: u32, token: u64) {
+        relock(self.armed.lock()).insert(id, (Instant::now() + tick_duration(ticks), token));
+        self.cv.notify_all();
+    }
+
+    fn cancel(&self, id: u64) {
+        relock(self.armed.lock()).remove(&id);
+    }
+
+    /// Waits for the next expiry and returns the fired (id, token) pairs;
+    /// empty when asked to stop.
+    pub fn next_expired(&self) -> Vec<(u64, u64)> {
+        let mut armed = relock(self.armed.lock());
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return Vec::new();
+            }
+            let now = Instant::now();
+            let fired: Vec<(u64, u64)> = armed
+                .iter()
+                .filter(|(_, (d, _))| *d <= now)
+                .map(|(id, (_, t))| (*id, *t))
+                .collect();
+            if !fired.is_empty() {
+                for (id, _) in &fired {
+                    armed.remove(id);
+                }
+                return fired;
+            }
+            let next = armed.values().map(|(d, _)| *d).min();
+            armed = match next {
+                Some(d) => relock(self.cv.wait_timeout(armed, d - now)).0,
+                None => relock(self.cv.wait_timeout(armed, Duration::from_millis(100))).0,
+            };
+        }
+    }
+
+    /// Asks the timer thread to stop.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _g = relock(self.armed.lock());
+        self.cv.notify_all();
+    }
+}
+
+/// The simulated machine's services shared by every descriptor.
+pub struct Services {
+    /// Interfaces.
+    pub net: Arc<SimNet>,
+    /// The epoch.
+    pub epoch: Epoch,
+    /// poll(2) wakeups.
+    pub poll: PollHub,
+    /// Signals sent.
+    pub signals: SignalLog,
+    /// Read timeouts.
+    pub timers: Timers,
+    next_id: AtomicU64,
+    start: Instant,
+    boot: Bintime,
+}
+
+/// The hosted platform: a handle on the shared services.
+#[derive(Clone)]
+pub struct HostedPlatform {
+    /// The services.
+    pub services: Arc<Services>,
+}
+
+impl HostedPlatform {
+    /// A platform over `net`.
+    pub fn new(net: Arc<SimNet>) -> Self {
+        let start = Instant::now();
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        HostedPlatform {
+            services: Arc::new(Services {
+                net,
+                epoch: Epoch::default(),
+                poll: PollHub::default(),
+                signals: SignalLog::default(),
+                timers: Timers::default(),
+                next_id: AtomicU64::new(1),
+                start,
+                boot: Bintime::from_nanos(wall.as_secs() as i64, wall.subsec_nanos()),
+            }),
+        }
+    }
+}
+
+/// Per-descriptor notification resources.
+pub struct HostedNotes {
+    id: u64,
+    owner: AtomicI32,
+    services: Arc<Services>,
+}
+
+impl HostedNotes {
+    /// The descriptor id the timer thread reports.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Notes for HostedNotes {
+    fn select_wakeup(&self) {
+        self.services.poll.wakeup();
+    }
+    fn signal(&self, sig: u32) {
+        let owner = self.owner.load(Ordering::SeqCst);
+        if owner != 0 {
+            relock(self.services.signals.sent.lock()).push((owner, sig));
+        }
+    }
+    fn set_owner(&self, owner: i32) -> Result<()> {
+        self.owner.store(owner, Ordering::SeqCst);
+        Ok(())
+    }
+    fn owner(&self) -> i32 {
+        self.owner.load(Ordering::SeqCst)
+    }
+    fn arm_timer(&self, ticks: u32, token: u64) {
+        self.services.timers.arm(self.id, ticks, token);
+    }
+    fn stop_timer(&self) {
+        self.services.timers.cancel(self.id);
+    }
+}
+
+fn to_bintime(d: Duration) -> Bintime {
+    Bintime::from_nanos(d.as_secs() as i64, d.subsec_nanos())
+}
+
+impl Platform for HostedPlatform {
+    type Lock<T: Send> = HostedLock<T>;
+    type Global<T: Send> = HostedGlobal<T>;
+    type Counter = HostedCounter;
+    type Notes = HostedNotes;
+    type Iface = Arc<SimIface>;
+    type Pages = HostedPages;
+    type EpochGuard = Section;
+
+    fn uptime(&self) -> Bintime {
+        to_bintime(self.services.start.elapsed())
+    }
+
+    fn uptime_fast(&self) -> Bintime {
+        // Tick precision, as getbinuptime gives.
+        let e = self.services.start.elapsed();
+        let tick = 1_000_000_000 / HZ;
+        to_bintime(Duration::new(e.as_secs(), e.subsec_nanos() / tick * tick))
+    }
+
+    fn boottime(&self) -> Bintime {
+        self.services.boot
+    }
+
+    fn hz(&self) -> u32 {
+        HZ
+    }
+
+    fn epoch_enter(&self) -> Section {
+        self.services.epoch.enter()
+    }
+
+    fn epoch_exit(&self, guard: Section) {
+        self.services.epoch.exit(guard)
+    }
+
+    fn epoch_wait(&self) {
+        self.services.epoch.wait()
+    }
+
+    fn new_notes(&self) -> Result<HostedNotes> {
+        Ok(HostedNotes {
+            id: self.services.next_id.fetch_add(1, Ordering::Relaxed),
+            owner: AtomicI32::new(0),
+            services: self.services.clone(),
+        })
+    }
+
+    fn find_iface(&self, name: &str) -> Option<Arc<SimIface>> {
+        self.services.net.find(name)
+    }
+
+    fn same_iface(a: &Arc<SimIface>, b: &Arc<SimIface>) -> bool {
+        Arc::ptr_eq(a, b)
+    }
+}

@@ -1,0 +1,271 @@
+//! The narrow interface the engine needs from its host.
+//!
+//! Two implementations exist: the FreeBSD kernel (`kernel`, feature `kmod`),
+//! over the C shims of `ffi/zbpf_kpi.h`, and the userspace simulator
+//! (`hosted`, feature `hosted`). The engine is generic over [`Platform`]
+//! and never sees anything else of its environment.
+//!
+//! What the platform provides:
+//! - time: a precise and a fast uptime clock, the boot time, `hz`;
+//! - locks: a per-descriptor lock that is also a sleep channel, and a
+//!   sleepable global lock;
+//! - an epoch: lock-free readers (the delivery path) and writers that wait
+//!   for every reader in progress ([`epoch::EpochCell`]);
+//! - counters that are cheap to bump on the delivery path;
+//! - per-descriptor notification: select/poll, kqueue, SIGIO, the read
+//!   timeout;
+//! - network interfaces: promiscuous mode, output, input (feedback);
+//! - per-call user access: copies, read/write transfers, held pages.
+
+pub mod epoch;
+
+use core::ops::DerefMut;
+
+use crate::abi::{Errno, Result, UserAddr};
+use crate::packet::PacketBytes;
+
+/// A time value as FreeBSD's `struct bintime`: seconds and a 2^-64 fraction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Bintime {
+    /// Whole seconds.
+    pub sec: i64,
+    /// Fraction of a second in units of 2^-64.
+    pub frac: u64,
+}
+
+impl core::ops::Add for Bintime {
+    type Output = Bintime;
+
+    /// `bintime_add`.
+    fn add(self, other: Bintime) -> Bintime {
+        let (frac, carry) = self.frac.overflowing_add(other.frac);
+        Bintime { sec: self.sec.wrapping_add(other.sec).wrapping_add(i64::from(carry)), frac }
+    }
+}
+
+impl Bintime {
+    /// Microseconds of the fraction, as `bintime2timeval` computes them.
+    pub fn usec(self) -> u64 {
+        (1_000_000u64 * (self.frac >> 32)) >> 32
+    }
+
+    /// Nanoseconds of the fraction, as `bintime2timespec` computes them.
+    pub fn nsec(self) -> u64 {
+        (1_000_000_000u64 * (self.frac >> 32)) >> 32
+    }
+
+    /// Builds a value from seconds and nanoseconds (`timespec2bintime`).
+    pub fn from_nanos(sec: i64, nsec: u32) -> Bintime {
+        // 2^64 / 10^9, rounded down, as FreeBSD's conversion uses.
+        Bintime { sec, frac: u64::from(nsec) * 18_446_744_073 }
+    }
+}
+
+/// How a sleep on a descriptor ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sleep {
+    /// Woken by [`DescLock::wakeup`] (or spuriously).
+    Woken,
+    /// The timeout elapsed (`EWOULDBLOCK` from msleep).
+    TimedOut,
+    /// A signal interrupted the sleep: EINTR or ERESTART.
+    Interrupted(Errno),
+}
+
+/// The per-descriptor lock: an mtx(9) in the kernel. It doubles as the
+/// descriptor's sleep channel, as `msleep(d, &d->bd_lock, ...)` does.
+pub trait DescLock<T>: Send + Sync {
+    /// The guard; the lock is released when it drops.
+    type Guard<'a>: DerefMut<Target = T>
+    where
+        Self: 'a;
+
+    /// A new, unlocked lock around `value`.
+    fn new(value: T) -> Self;
+
+    /// Takes the lock. Never sleeps (spins or blocks briefly).
+    fn lock(&self) -> Self::Guard<'_>;
+
+    /// Releases the lock, sleeps until [`wakeup`](Self::wakeup), the timeout
+    /// (`ticks`, 0 = none) or a signal when `interruptible`, and retakes it.
+    fn sleep<'a>(
+        &'a self,
+        guard: Self::Guard<'a>,
+        ticks: u32,
+        interruptible: bool,
+    ) -> (Self::Guard<'a>, Sleep);
+
+    /// Wakes every thread sleeping on this lock.
+    fn wakeup(&self);
+}
+
+/// The global lock serialising attach, detach and configuration: an sx(9)
+/// in the kernel, which may be held while sleeping.
+pub trait GlobalLock<T>: Send + Sync {
+    /// The guard.
+    type Guard<'a>: DerefMut<Target = T>
+    where
+        Self: 'a;
+
+    /// A new lock around `value`.
+    fn new(value: T) -> Self;
+
+    /// Takes the lock, sleeping if needed.
+    fn lock(&self) -> Self::Guard<'_>;
+}
+
+/// A statistics counter that is cheap to bump from any CPU (counter(9) in
+/// the kernel). Exact once traffic has stopped.
+pub trait Counter: Send + Sync {
+    /// A zeroed counter.
+    fn new() -> Self;
+    /// Adds `n`.
+    fn add(&self, n: u64);
+    /// The current sum.
+    fn fetch(&self) -> u64;
+    /// Resets to zero.
+    fn zero(&self);
+}
+
+/// Per-descriptor notification resources: select/poll records, kqueue
+/// notes, the SIGIO owner and the read-timeout timer.
+pub trait Notes: Send + Sync {
+    /// Wakes select/poll waiters and kqueue notes. Called without the
+    /// descriptor lock held.
+    fn select_wakeup(&self);
+    /// Sends `sig` to the owner set by FIOSETOWN, if any.
+    fn signal(&self, sig: u32);
+    /// Sets the SIGIO owner (pid, or -pgid). FIOSETOWN.
+    fn set_owner(&self, owner: i32) -> Result<()>;
+    /// The owner (0 if none). FIOGETOWN.
+    fn owner(&self) -> i32;
+    /// Arms the read-timeout timer to fire after `ticks`; it then calls
+    /// [`Descriptor::timer_fired`](crate::engine::Descriptor::timer_fired)
+    /// with `token`. Re-arming replaces a pending arming.
+    fn arm_timer(&self, ticks: u32, token: u64);
+    /// Cancels a pending timer, if any.
+    fn stop_timer(&self);
+}
+
+/// Where a written frame goes, and what the write path needs to know about
+/// an interface.
+pub trait NetIf: Send + Sync {
+    /// Interface name (at most 15 bytes).
+    fn name(&self) -> &str;
+    /// The data-link types it offers, primary first, with the link-header
+    /// length of each.
+    fn dlts(&self) -> &[(u32, u32)];
+    /// Whether the interface is up (IFF_UP).
+    fn is_up(&self) -> bool;
+    /// The MTU.
+    fn mtu(&self) -> u32;
+    /// The link-level address (Ethernet MAC), if any.
+    fn lladdr(&self) -> Option<[u8; 6]>;
+    /// Turns promiscuous mode on or off (reference counted by the host).
+    fn set_promisc(&self, on: bool) -> Result<()>;
+    /// Sends a frame written by a descriptor. `frame` is the whole frame
+    /// including the link header; `hdrcmplt` says the source address is
+    /// already filled in; `pcp` is the VLAN priority to tag (0 = none);
+    /// `hide_from_taps` asks that the outgoing taps not see this frame
+    /// (feedback in both directions, so readers do not see it twice).
+    fn output(&self, frame: &[u8], hdrcmplt: bool, pcp: u8, hide_from_taps: bool) -> Result<()>;
+    /// Injects `frame` as if received (feedback). Allocation failure is
+    /// reported, and the caller counts it as a write drop.
+    fn input(&self, frame: &[u8]) -> Result<()>;
+    /// Called when the first listener arrives (`true`) and when the last one
+    /// leaves (`false`): the kernel installs or removes its taps here.
+    fn set_tapped(&self, tapped: bool);
+}
+
+/// A user buffer's pages, held (wired) and mapped for the kernel; released
+/// when dropped. Pages are not contiguous in the kernel's address space.
+pub trait HeldPages: Send + Sync {
+    /// Number of pages.
+    fn count(&self) -> usize;
+    /// The kernel mapping of page `index` (PAGE_SIZE bytes), or `None` past
+    /// the end.
+    fn page(&self, index: usize) -> Option<core::ptr::NonNull<u8>>;
+}
+
+/// The calling thread's view of its process: user-memory copies and page
+/// holding (copyin/copyout, vm_fault_quick_hold_pages).
+pub trait UserCtx {
+    /// The pages type this context produces.
+    type Pages: HeldPages;
+    /// Copies `dst.len()` bytes from user address `src`. EFAULT if unmapped.
+    fn copy_in(&mut self, src: UserAddr, dst: &mut [u8]) -> Result<()>;
+    /// Copies `src` to user address `dst`. EFAULT if unmapped or read-only.
+    fn copy_out(&mut self, src: &[u8], dst: UserAddr) -> Result<()>;
+    /// Holds `npages` writable pages starting at page-aligned `addr`.
+    /// EFAULT (having released what was held) if any cannot be held.
+    fn hold_pages(&mut self, addr: UserAddr, npages: usize) -> Result<Self::Pages>;
+    /// The caller's process id (for statistics).
+    fn pid(&self) -> i32;
+}
+
+/// The destination of a read(2): a `struct uio` in the kernel.
+pub trait ReadSink {
+    /// Bytes the caller asked for (`uio_resid`).
+    fn resid(&self) -> usize;
+    /// Copies `data` out, advancing the transfer (uiomove).
+    fn copy_out(&mut self, data: &[u8]) -> Result<()>;
+}
+
+/// The source of a write(2).
+pub trait WriteSource {
+    /// Bytes the caller wrote (`uio_resid`).
+    fn resid(&self) -> usize;
+    /// Copies the next `dst.len()` bytes in (uiomove).
+    fn copy_in(&mut self, dst: &mut [u8]) -> Result<()>;
+}
+
+/// Everything the engine needs from its host, as one type.
+pub trait Platform: Sized + Send + Sync + 'static {
+    /// The per-descriptor lock.
+    type Lock<T: Send>: DescLock<T>;
+    /// The global configuration lock.
+    type Global<T: Send>: GlobalLock<T>;
+    /// Statistics counters.
+    type Counter: Counter;
+    /// Per-descriptor notification resources.
+    type Notes: Notes;
+    /// Network interfaces.
+    type Iface: NetIf + Clone;
+    /// Held user pages.
+    type Pages: HeldPages;
+    /// The token of an epoch read section.
+    type EpochGuard;
+
+    /// Uptime, full precision (`binuptime`).
+    fn uptime(&self) -> Bintime;
+    /// Uptime, tick precision (`getbinuptime`).
+    fn uptime_fast(&self) -> Bintime;
+    /// The wall-clock time at boot (`getboottimebin`).
+    fn boottime(&self) -> Bintime;
+    /// Clock ticks per second.
+    fn hz(&self) -> u32;
+
+    /// Enters an epoch read section.
+    fn epoch_enter(&self) -> Self::EpochGuard;
+    /// Leaves it.
+    fn epoch_exit(&self, guard: Self::EpochGuard);
+    /// Waits until every read section that was in progress has ended.
+    fn epoch_wait(&self);
+
+    /// New notification resources for a descriptor.
+    fn new_notes(&self) -> Result<Self::Notes>;
+    /// Looks up an interface by name in the caller's network stack.
+    fn find_iface(&self, name: &str) -> Option<Self::Iface>;
+    /// Whether two handles name the same interface.
+    fn same_iface(a: &Self::Iface, b: &Self::Iface) -> bool;
+}
+
+/// A packet handed to the taps: its bytes and where it was going.
+pub struct TapPacket<'a, B: PacketBytes + ?Sized> {
+    /// The bytes.
+    pub bytes: &'a B,
+    /// Received by the interface (as opposed to sent).
+    pub inbound: bool,
+    /// A timestamp the hardware or driver attached, if any.
+    pub hw_time: Option<Bintime>,
+}
