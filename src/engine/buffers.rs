@@ -34,6 +34,11 @@ pub trait Buffer {
     fn hand_over(&mut self, _len: usize) {}
     /// The buffer came back to the free slot.
     fn reclaimed(&mut self) {}
+    /// Whether the user owns this buffer now (ZBUF: handed over and not
+    /// given back).
+    fn user_owned(&self) -> bool {
+        false
+    }
 }
 
 /// The outcome of appending one packet.
@@ -122,6 +127,24 @@ impl<B: Buffer> Slots<B> {
     pub fn ready(&self, eager: bool) -> bool {
         let held = self.hold.as_ref().is_some_and(|h| !h.acked()) && self.hlen != 0;
         held || (eager && self.slen != 0)
+    }
+
+    /// BIOCROTZBUF: hands a partly filled store buffer to the reader when
+    /// the hold slot is free. An acknowledged hold buffer is reclaimed first
+    /// (FreeBSD waits for the next packet to do that). Returns whether a
+    /// rotation happened.
+    pub fn force_rotate(&mut self) -> bool {
+        self.reclaim_if_acked();
+        self.hold.is_none() && self.slen != 0 && self.rotate()
+    }
+
+    /// The buffer a consumer should process next: the held one if the user
+    /// still owns it, else a store buffer handed over when it filled.
+    pub fn oldest_user_owned(&self) -> Option<&B> {
+        self.hold
+            .as_ref()
+            .filter(|h| h.user_owned())
+            .or(Some(&self.store).filter(|b| b.user_owned()))
     }
 
     /// catchpacket: appends one record. `snaplen` is the filter's answer,

@@ -36,8 +36,9 @@ impl Buffer for HeapBuf {
     fn write_packet<B: PacketBytes + ?Sized>(&mut self, off: usize, pkt: &B, len: usize) {
         let Some(mut dst) = self.bytes.get_mut(off..off.saturating_add(len)) else { return };
         pkt.for_each_piece(len, |piece| {
-            let (head, rest) = core::mem::take(&mut dst).split_at_mut(piece.len().min(dst.len()));
-            head.copy_from_slice(&piece[..head.len()]);
+            let n = piece.len().min(dst.len());
+            let (head, rest) = core::mem::take(&mut dst).split_at_mut(n);
+            head.copy_from_slice(&piece[..n]);
             dst = rest;
         });
     }

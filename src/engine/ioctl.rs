@@ -443,8 +443,7 @@ impl<P: Platform> Bpf<P> {
         let mut st = d.state.lock();
         let mut out = BpfZbuf::default();
         if let Buffers::Zero(s) = &mut st.bufs {
-            s.reclaim_if_acked();
-            if s.hold.is_none() && s.slen != 0 && s.rotate() {
+            if s.force_rotate() {
                 if let Some(h) = &s.hold {
                     out.bz_bufa = h.uaddr();
                     out.bz_buflen = s.hlen as u64;
@@ -478,11 +477,10 @@ impl<P: Platform> Bpf<P> {
     }
 }
 
-/// The buffer a consumer should process next: the held one if the user
-/// still owns it, else a store buffer handed over when it filled.
+/// The ZBUF buffer a consumer should process next.
 fn oldest_user_owned<P: Platform>(st: &DescState<P>) -> Option<&ZeroBuf<P::Pages>> {
     let Buffers::Zero(s) = &st.bufs else { return None };
-    s.hold.as_ref().filter(|h| h.user_owned()).or(Some(&s.store).filter(|b| b.user_owned()))
+    s.oldest_user_owned()
 }
 
 /// zbuf_setup: page-aligned address, page-multiple length of at most

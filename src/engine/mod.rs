@@ -12,13 +12,13 @@
 //! | ioctl dispatch | `ioctl.rs` |
 //! | read, write, poll, kqueue, the read timeout | `io.rs` |
 
-mod buffers;
+pub mod buffers;
 mod descriptor;
 mod heap;
 mod io;
 mod ioctl;
 pub mod record;
-mod zbuf;
+pub mod zbuf;
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;

@@ -56,11 +56,6 @@ impl<Pg: HeldPages> ZeroBuf<Pg> {
         self.uaddr
     }
 
-    /// Whether the user owns this buffer now: handed over and not acked.
-    pub fn user_owned(&self) -> bool {
-        self.assigned && !self.acked()
-    }
-
     /// The record length last handed over (`bzh_kernel_len`).
     pub fn handed_len(&self) -> usize {
         self.handed_len
@@ -159,5 +154,9 @@ impl<Pg: HeldPages> Buffer for ZeroBuf<Pg> {
 
     fn reclaimed(&mut self) {
         self.assigned = false;
+    }
+
+    fn user_owned(&self) -> bool {
+        self.assigned && !self.acked()
     }
 }

@@ -19,3 +19,4 @@ pub mod pcap;
 pub mod platform;
 pub mod process;
 pub mod sim;
+pub mod traffic;
