@@ -1,12 +1,13 @@
 //! read(2), write(2), poll(2), kqueue and the read timeout.
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::descriptor::{BufMode, Buffers, DescState, TimerState};
 use super::{Bpf, Descriptor};
 use crate::abi::{dlt, Direction, Errno, PollEvents, Result, POLLWRNORM};
-use crate::platform::{Counter, DescLock, NetIf, Notes, Platform, ReadSink, Sleep, WriteSource};
+use crate::platform::{
+    Counter, DescLock, NetIf, Notes, Outgoing, Platform, ReadSink, Sleep, WriteSource,
+};
 
 /// Largest frame write(2) accepts: FreeBSD's biggest mbuf cluster (16 KiB).
 const MAX_WRITE: usize = 16 * 1024;
@@ -21,6 +22,13 @@ pub fn write_hdrlen(dlt: u32) -> Option<usize> {
         _ => None,
     }
 }
+
+/// What poll(2) reports for a descriptor that is not attached.
+pub const POLL_DETACHED: PollEvents = PollEvents::POLLHUP
+    .union(PollEvents::POLLIN)
+    .union(PollEvents::POLLRDNORM)
+    .union(PollEvents::POLLOUT)
+    .union(POLLWRNORM);
 
 /// kqueue filters bpf supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,8 +184,13 @@ impl<P: Platform> Bpf<P> {
                 src_mac.copy_from_slice(&mac);
             }
         }
-        let hide = feedback && d.direction() == Direction::InOut;
-        iface.output(&frame, hdrcmplt, pcp, hide)?;
+        iface.output(&Outgoing {
+            frame: &frame,
+            link_hdrlen: hlen,
+            hdrcmplt,
+            pcp,
+            hide_from_taps: feedback && d.direction() == Direction::InOut,
+        })?;
         if feedback {
             // A failed duplicate is not an error of the write, as in FreeBSD.
             let _ = iface.input(&frame);
@@ -263,7 +276,7 @@ impl<P: Platform> Bpf<P> {
 
     /// The read timeout fired (callout): readers waiting through poll or
     /// kqueue are woken if data is pending.
-    pub fn timer_fired(&self, d: &Arc<Descriptor<P>>, token: u64) {
+    pub fn timer_fired(&self, d: &Descriptor<P>, token: u64) {
         let mut st = d.state.lock();
         if st.timer != TimerState::Waiting || st.timer_token != token {
             return;

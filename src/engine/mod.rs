@@ -26,6 +26,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 
 pub use buffers::Caught;
 pub use descriptor::{BufMode, Counters, DescState, Descriptor};
+pub use io::{write_hdrlen, KqFilter, POLL_DETACHED};
 pub use zbuf::HEADER_LEN as ZBUF_HEADER_LEN;
 
 use crate::abi::{Errno, Result, XbpfD, BPF_DEFAULTBUFSIZE, BPF_MAXBUFSIZE, BPF_MAXINSNS};
@@ -46,6 +47,50 @@ pub struct Config {
     pub zerocopy_enable: AtomicBool,
     /// Whether new descriptors start as writers only (`optimize_writers`).
     pub optimize_writers: AtomicBool,
+}
+
+/// A sysctl knob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Knob {
+    /// `bufsize`.
+    BufSize,
+    /// `maxbufsize`.
+    MaxBufSize,
+    /// `maxinsns`.
+    MaxInsns,
+    /// `zerocopy_enable`.
+    ZerocopyEnable,
+    /// `optimize_writers`.
+    OptimizeWriters,
+}
+
+impl Config {
+    /// A knob's value, as the sysctl shows it.
+    pub fn get(&self, knob: Knob) -> i32 {
+        let r = Ordering::Relaxed;
+        match knob {
+            Knob::BufSize => self.bufsize.load(r) as i32,
+            Knob::MaxBufSize => self.maxbufsize.load(r) as i32,
+            Knob::MaxInsns => self.maxinsns.load(r) as i32,
+            Knob::ZerocopyEnable => i32::from(self.zerocopy_enable.load(r)),
+            Knob::OptimizeWriters => i32::from(self.optimize_writers.load(r)),
+        }
+    }
+
+    /// Sets a knob. Sizes must be positive (EINVAL otherwise); the flags
+    /// take any value, non-zero meaning on.
+    pub fn set(&self, knob: Knob, value: i32) -> Result<()> {
+        let r = Ordering::Relaxed;
+        let size = || u32::try_from(value).ok().filter(|&v| v > 0).ok_or(Errno::EINVAL);
+        match knob {
+            Knob::BufSize => self.bufsize.store(size()?, r),
+            Knob::MaxBufSize => self.maxbufsize.store(size()?, r),
+            Knob::MaxInsns => self.maxinsns.store(size()?, r),
+            Knob::ZerocopyEnable => self.zerocopy_enable.store(value != 0, r),
+            Knob::OptimizeWriters => self.optimize_writers.store(value != 0, r),
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -101,9 +146,9 @@ impl<P: Platform> Bpf<P> {
     /// reference (the caller's) is dropped, after the epoch.
     pub fn close(&self, d: Arc<Descriptor<P>>) {
         d.stop_timer();
-        let _ = d.notes().set_owner(0);
         self.detach(&d);
         d.wakeup_all();
+        d.notes().drain();
         self.open.fetch_sub(1, Ordering::Relaxed);
     }
 

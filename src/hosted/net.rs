@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::abi::{dlt, Errno, Result};
-use crate::platform::NetIf;
+use crate::platform::{NetIf, Outgoing};
 
 /// A frame a descriptor wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -216,9 +216,13 @@ impl NetIf for Arc<SimIface> {
         self.promisc.fetch_add(if on { 1 } else { -1 }, Ordering::SeqCst);
         Ok(())
     }
-    fn output(&self, frame: &[u8], hdrcmplt: bool, pcp: u8, hide_from_taps: bool) -> Result<()> {
-        lock(&self.wire).push(SentFrame { bytes: frame.to_vec(), hdrcmplt, pcp });
-        self.emit(Event::Sent { frame, hidden: hide_from_taps });
+    fn output(&self, out: &Outgoing<'_>) -> Result<()> {
+        lock(&self.wire).push(SentFrame {
+            bytes: out.frame.to_vec(),
+            hdrcmplt: out.hdrcmplt,
+            pcp: out.pcp,
+        });
+        self.emit(Event::Sent { frame: out.frame, hidden: out.hide_from_taps });
         Ok(())
     }
     fn input(&self, frame: &[u8]) -> Result<()> {

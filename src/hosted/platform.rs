@@ -368,6 +368,11 @@ impl Notes for HostedNotes {
     fn stop_timer(&self) {
         self.services.timers.cancel(self.id);
     }
+    fn drain(&self) {
+        self.services.timers.cancel(self.id);
+        self.owner.store(0, Ordering::SeqCst);
+        self.services.poll.wakeup();
+    }
 }
 
 fn to_bintime(d: Duration) -> Bintime {
@@ -402,14 +407,6 @@ impl Platform for HostedPlatform {
         HZ
     }
 
-    fn epoch_enter(&self) -> Section {
-        self.services.epoch.enter()
-    }
-
-    fn epoch_exit(&self, guard: Section) {
-        self.services.epoch.exit(guard)
-    }
-
     fn epoch_wait(&self) {
         self.services.epoch.wait()
     }
@@ -426,7 +423,7 @@ impl Platform for HostedPlatform {
         self.services.net.find(name)
     }
 
-    fn same_iface(a: &Arc<SimIface>, b: &Arc<SimIface>) -> bool {
-        Arc::ptr_eq(a, b)
+    fn iface_key(iface: &Arc<SimIface>) -> usize {
+        Arc::as_ptr(iface) as usize
     }
 }

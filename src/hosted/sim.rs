@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::net::{Event, SimIface, SimNet};
 use super::platform::HostedPlatform;
 use super::process::{copy_from_user, copy_to_user, SimProc, UserReadBuf, UserWriteBuf};
-use crate::abi::ioccom::{ioc_copies_in, ioc_copies_out, ioc_len};
+use crate::abi::ioccom::{ioc_copies_in, ioc_copies_out, ioc_len, IOC_DIRMASK, IOC_OUT, IOC_VOID};
 use crate::abi::{ioctl, Errno, PollEvents, Result, UserAddr, O_NONBLOCK};
 use crate::engine::{Bpf, Descriptor};
 use crate::packet::Chain;
@@ -154,7 +154,7 @@ impl Sim {
     /// Removes an interface: descriptors on it are detached and woken.
     pub fn remove_iface(&self, name: &str) {
         if let Some(iface) = self.inner.bpf.platform.services.net.remove(name) {
-            self.inner.bpf.iface_departed(&iface);
+            self.inner.bpf.iface_departed(HostedPlatform::iface_key(&iface));
         }
     }
 
@@ -178,12 +178,12 @@ impl Sim {
         iface: &Arc<SimIface>,
         frames: impl IntoIterator<Item = &'a [u8]>,
     ) {
-        let platform = &self.inner.bpf.platform;
-        let s = platform.epoch_enter();
+        let epoch = &self.inner.bpf.platform.services.epoch;
+        let s = epoch.enter();
         for f in frames {
             self.inner.deliver_in(&s, iface, f, true);
         }
-        platform.epoch_exit(s);
+        epoch.exit(s);
     }
 
     /// The calling thread as a process of this machine.
@@ -217,7 +217,17 @@ impl Sim {
     /// ioctl(fd, cmd, arg): `arg` is a user address.
     pub fn ioctl(&self, fd: i32, cmd: u64, arg: *mut c_void) -> Result<()> {
         let file = self.file(fd)?;
-        let mut data = vec![0u8; ioc_len(cmd)];
+        // sys_ioctl's sanity checks (a kernel built with COMPAT_FREEBSD*):
+        // no direction, IOC_OUT without size, or IOC_VOID with a size other
+        // than an int's is ENOTTY before any driver runs.
+        let len = ioc_len(cmd);
+        if cmd & IOC_DIRMASK == 0
+            || (cmd & IOC_OUT != 0 && len == 0)
+            || (cmd & IOC_VOID != 0 && len != 0 && len != 4)
+        {
+            return Err(Errno::ENOTTY);
+        }
+        let mut data = vec![0u8; len];
         let uaddr = UserAddr(arg as u64);
         if ioc_copies_in(cmd) && !data.is_empty() {
             copy_from_user(uaddr, &mut data)?;
@@ -308,10 +318,10 @@ fn first4(data: &[u8]) -> [u8; 4] {
 
 impl SimInner {
     fn deliver(&self, iface: &Arc<SimIface>, frame: &[u8], inbound: bool) {
-        let platform = &self.bpf.platform;
-        let s = platform.epoch_enter();
+        let epoch = &self.bpf.platform.services.epoch;
+        let s = epoch.enter();
         self.deliver_in(&s, iface, frame, inbound);
-        platform.epoch_exit(s);
+        epoch.exit(s);
     }
 
     fn deliver_in(
@@ -322,15 +332,16 @@ impl SimInner {
         inbound: bool,
     ) {
         let Some(&(dlt, _)) = iface.dlts().first() else { return };
+        let key = HostedPlatform::iface_key(iface);
         let mut segs: [&[u8]; 8] = [&[]; 8];
         let n = iface.segment(frame, &mut segs);
         if n <= 1 {
             let pkt = TapPacket { bytes: frame, inbound, hw_time: None };
-            self.bpf.tap(section, iface, dlt, &pkt);
+            self.bpf.tap(section, key, dlt, &pkt);
         } else {
             let chain = Chain::new(&segs[..n]);
             let pkt = TapPacket { bytes: &chain, inbound, hw_time: None };
-            self.bpf.tap(section, iface, dlt, &pkt);
+            self.bpf.tap(section, key, dlt, &pkt);
         }
     }
 }

@@ -43,6 +43,16 @@ impl core::ops::Add for Bintime {
     }
 }
 
+impl core::ops::Sub for Bintime {
+    type Output = Bintime;
+
+    /// `bintime_sub`.
+    fn sub(self, other: Bintime) -> Bintime {
+        let (frac, borrow) = self.frac.overflowing_sub(other.frac);
+        Bintime { sec: self.sec.wrapping_sub(other.sec).wrapping_sub(i64::from(borrow)), frac }
+    }
+}
+
 impl Bintime {
     /// Microseconds of the fraction, as `bintime2timeval` computes them.
     pub fn usec(self) -> u64 {
@@ -145,6 +155,26 @@ pub trait Notes: Send + Sync {
     fn arm_timer(&self, ticks: u32, token: u64);
     /// Cancels a pending timer, if any.
     fn stop_timer(&self);
+    /// At close: stops the timer and waits for a running one, wakes and
+    /// forgets select and kqueue waiters, drops the owner. Afterwards no
+    /// callback refers to the descriptor. May sleep.
+    fn drain(&self);
+}
+
+/// A frame a descriptor writes, as handed to the interface.
+#[derive(Clone, Copy, Debug)]
+pub struct Outgoing<'a> {
+    /// The whole frame, link header included.
+    pub frame: &'a [u8],
+    /// Bytes of link header at the front (the route prepend).
+    pub link_hdrlen: usize,
+    /// BIOCSHDRCMPLT: the source address is already filled in.
+    pub hdrcmplt: bool,
+    /// VLAN priority to tag (0 = none).
+    pub pcp: u8,
+    /// Feedback in both directions: the outgoing taps must not see this
+    /// frame, so that readers do not see it twice.
+    pub hide_from_taps: bool,
 }
 
 /// Where a written frame goes, and what the write path needs to know about
@@ -163,12 +193,8 @@ pub trait NetIf: Send + Sync {
     fn lladdr(&self) -> Option<[u8; 6]>;
     /// Turns promiscuous mode on or off (reference counted by the host).
     fn set_promisc(&self, on: bool) -> Result<()>;
-    /// Sends a frame written by a descriptor. `frame` is the whole frame
-    /// including the link header; `hdrcmplt` says the source address is
-    /// already filled in; `pcp` is the VLAN priority to tag (0 = none);
-    /// `hide_from_taps` asks that the outgoing taps not see this frame
-    /// (feedback in both directions, so readers do not see it twice).
-    fn output(&self, frame: &[u8], hdrcmplt: bool, pcp: u8, hide_from_taps: bool) -> Result<()>;
+    /// Sends a frame written by a descriptor.
+    fn output(&self, out: &Outgoing<'_>) -> Result<()>;
     /// Injects `frame` as if received (feedback). Allocation failure is
     /// reported, and the caller counts it as a write drop.
     fn input(&self, frame: &[u8]) -> Result<()>;
@@ -233,7 +259,7 @@ pub trait Platform: Sized + Send + Sync + 'static {
     type Iface: NetIf + Clone;
     /// Held user pages.
     type Pages: HeldPages;
-    /// The token of an epoch read section.
+    /// Proof that the caller is inside an epoch read section.
     type EpochGuard;
 
     /// Uptime, full precision (`binuptime`).
@@ -245,19 +271,20 @@ pub trait Platform: Sized + Send + Sync + 'static {
     /// Clock ticks per second.
     fn hz(&self) -> u32;
 
-    /// Enters an epoch read section.
-    fn epoch_enter(&self) -> Self::EpochGuard;
-    /// Leaves it.
-    fn epoch_exit(&self, guard: Self::EpochGuard);
-    /// Waits until every read section that was in progress has ended.
+    /// Waits until every epoch read section in progress has ended. The
+    /// sections themselves are opened by whoever delivers packets (in the
+    /// kernel, the C wrappers enter the network epoch), which proves it by
+    /// passing an [`EpochGuard`](Self::EpochGuard).
     fn epoch_wait(&self);
 
     /// New notification resources for a descriptor.
     fn new_notes(&self) -> Result<Self::Notes>;
     /// Looks up an interface by name in the caller's network stack.
     fn find_iface(&self, name: &str) -> Option<Self::Iface>;
-    /// Whether two handles name the same interface.
-    fn same_iface(a: &Self::Iface, b: &Self::Iface) -> bool;
+    /// What identifies an interface on the delivery path (in the kernel,
+    /// the ifnet pointer): two handles name the same interface when their
+    /// keys are equal.
+    fn iface_key(iface: &Self::Iface) -> usize;
 }
 
 /// A packet handed to the taps: its bytes and where it was going.

@@ -134,26 +134,26 @@ fn remove<P: Platform>(list: &mut Listeners<P>, d: &Arc<Descriptor<P>>) -> bool 
 }
 
 impl<P: Platform> Bpf<P> {
-    /// Offers a packet seen on `iface` to the descriptors listening there
-    /// with data-link type `dlt`. Runs inside the caller's epoch section.
+    /// Offers a packet seen on the interface whose key is `iface` to the
+    /// descriptors listening there with data-link type `dlt`. Runs inside
+    /// the caller's epoch section.
     pub fn tap<B: PacketBytes + ?Sized>(
         &self,
         section: &P::EpochGuard,
-        iface: &P::Iface,
+        iface: usize,
         dlt: u32,
         pkt: &TapPacket<'_, B>,
     ) {
-        let reg_active = self.active_taps(section);
-        for tap in reg_active.iter() {
-            if tap.dlt == dlt && P::same_iface(&tap.iface, iface) {
+        for tap in self.active_taps(section) {
+            if tap.dlt == dlt && P::iface_key(&tap.iface) == iface {
                 tap.deliver(self, section, pkt);
             }
         }
     }
 
-    /// Whether any descriptor listens on `iface` now (a cheap pre-check).
-    pub fn has_listeners(&self, section: &P::EpochGuard, iface: &P::Iface) -> bool {
-        self.active_taps(section).iter().any(|t| P::same_iface(&t.iface, iface))
+    /// Whether any descriptor listens on the interface `iface` now.
+    pub fn has_listeners(&self, section: &P::EpochGuard, iface: usize) -> bool {
+        self.active_taps(section).iter().any(|t| P::iface_key(&t.iface) == iface)
     }
 
     fn active_taps<'a>(&'a self, section: &'a P::EpochGuard) -> &'a [Arc<Tap<P>>] {
@@ -171,21 +171,20 @@ impl<P: Platform> Bpf<P> {
         link_hdrlen: u32,
     ) {
         self.detach_locked(reg, d);
-        let index = match reg
-            .entries
-            .iter()
-            .position(|e| e.tap.dlt == dlt && P::same_iface(&e.tap.iface, &iface))
-        {
-            Some(i) => i,
-            None => {
-                reg.entries.push(Entry {
-                    tap: Arc::new(Tap::new(iface, dlt, link_hdrlen)),
-                    readers: Vec::new(),
-                    writers: Vec::new(),
-                });
-                reg.entries.len() - 1
-            }
-        };
+        let index =
+            match reg.entries.iter().position(|e| {
+                e.tap.dlt == dlt && P::iface_key(&e.tap.iface) == P::iface_key(&iface)
+            }) {
+                Some(i) => i,
+                None => {
+                    reg.entries.push(Entry {
+                        tap: Arc::new(Tap::new(iface, dlt, link_hdrlen)),
+                        readers: Vec::new(),
+                        writers: Vec::new(),
+                    });
+                    reg.entries.len() - 1
+                }
+            };
         let Some(entry) = reg.entries.get_mut(index) else { return };
         let writer_only = {
             let mut st = d.state.lock();
@@ -266,13 +265,13 @@ impl<P: Platform> Bpf<P> {
         }
     }
 
-    /// The interface is leaving: every descriptor on it is detached and
-    /// woken, so readers get ENXIO.
-    pub fn iface_departed(&self, iface: &P::Iface) {
+    /// The interface whose key is `iface` is leaving: every descriptor on
+    /// it is detached and woken, so readers get ENXIO.
+    pub fn iface_departed(&self, iface: usize) {
         let mut reg = self.registry.lock();
         let mut gone: Listeners<P> = Vec::new();
         for e in reg.entries.iter() {
-            if P::same_iface(&e.tap.iface, iface) {
+            if P::iface_key(&e.tap.iface) == iface {
                 e.tap.dying.store(true, Ordering::Relaxed);
                 gone.extend(e.readers.iter().cloned());
                 gone.extend(e.writers.iter().cloned());
@@ -289,19 +288,19 @@ impl<P: Platform> Bpf<P> {
         let mut reg = self.registry.lock();
         let iface = self.platform.find_iface(name).ok_or(Errno::ENXIO)?;
         let &(dlt, link_hdrlen) = iface.dlts().first().ok_or(Errno::ENXIO)?;
-        if reg
-            .entries
-            .iter()
-            .any(|e| P::same_iface(&e.tap.iface, &iface) && e.tap.dying.load(Ordering::Relaxed))
-        {
+        if reg.entries.iter().any(|e| {
+            P::iface_key(&e.tap.iface) == P::iface_key(&iface)
+                && e.tap.dying.load(Ordering::Relaxed)
+        }) {
             return Err(Errno::ENXIO);
         }
         if !d.state.lock().bufs.exists() {
             return Err(Errno::EINVAL);
         }
         let current = d.state.lock().tap.clone();
-        let same =
-            current.as_ref().is_some_and(|t| t.dlt == dlt && P::same_iface(&t.iface, &iface));
+        let same = current
+            .as_ref()
+            .is_some_and(|t| t.dlt == dlt && P::iface_key(&t.iface) == P::iface_key(&iface));
         if !same {
             self.attach(&mut reg, d, iface, dlt, link_hdrlen);
         }

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Builds zbpf.ko on Linux, for real, as far as this machine allows:
+#   1. the Rust engine as a static library for x86_64-unknown-none
+#      (Debian's rustc-web with its library source: -Z build-std),
+#      kernel code model, no FPU, static relocations only;
+#   2. the C shims with clang and FreeBSD's kmod.mk flags against FreeBSD
+#      15.0's kernel headers (from the ziglang wheel; scripts/freebsd-sysroot.sh);
+#   3. ld.lld -r with the project's linker script, as kmod.mk links modules.
+# Output: target/ko/zbpf.ko. The gates are scripts/ko-gates.sh.
+# On FreeBSD, use kmod/Makefile (bsd.kmod.mk) instead.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+out=target/ko
+mkdir -p "$out"
+
+bash scripts/freebsd-sysroot.sh --quiet
+# shellcheck source=/dev/null
+source target/freebsd-sysroot/env.sh
+
+# Concurrency Kit headers (sys/epoch.h needs them), private to this build.
+ck=target/freebsd-sysroot/ck
+if [[ ! -f "$ck/usr/include/ck_pr.h" ]]; then
+    mkdir -p "$ck"
+    (cd "$ck" && apt-get download libck-dev >/dev/null && dpkg -x libck-dev_*.deb . && rm -f libck-dev_*.deb)
+fi
+
+echo "==> Rust engine (staticlib, x86_64-unknown-none)"
+RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc CARGO_TARGET_DIR=target/kmod \
+    CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_LTO=fat \
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_PANIC=abort \
+    RUSTFLAGS="-C relocation-model=static -Z plt=yes -C force-frame-pointers=yes" \
+    /usr/bin/cargo rustc --quiet --release --lib --crate-type staticlib \
+    --features kmod --target x86_64-unknown-none \
+    -Z build-std=core,compiler_builtins,alloc
+lib=target/kmod/x86_64-unknown-none/release/libzbpf.a
+
+echo "==> C shims (clang, kmod.mk flags, -Werror)"
+# shellcheck disable=SC2206
+kflags=(
+    -target x86_64-unknown-freebsd15.0 -D__FreeBSD_version=1500068
+    -D__SSP_FORTIFY_LEVEL=0 -O2 -pipe -fno-strict-aliasing -fno-pic -fno-pie
+    -D_KERNEL -DKLD_MODULE -nostdinc -Ikmod/linux-check
+    -include kmod/linux-check/opt_global.h -Iffi $FREEBSD_INCLUDE_FLAGS
+    -isystem "$ck/usr/include"
+    -fno-common -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer
+    -mcmodel=kernel -mno-red-zone -mno-mmx -mno-sse -msoft-float
+    -fno-asynchronous-unwind-tables -ffreestanding -fwrapv -fstack-protector
+    -std=gnu17 -Wall -Wredundant-decls -Wnested-externs -Wstrict-prototypes
+    -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wundef -Wno-pointer-sign
+    -D__printf__=__freebsd_kprintf__ -Wmissing-include-dirs -Werror
+)
+objs=()
+for src in kmod/zbpf_kpi.c kmod/zbpf_dev.c; do
+    obj="$out/$(basename "$src" .c).o"
+    "${CC:-clang-19}" "${kflags[@]}" -c "$src" -o "$obj"
+    objs+=("$obj")
+done
+
+echo "==> link (ld.lld -m elf_x86_64_fbsd -r -d -T kmod/ldscript.amd64)"
+ld=("${LD:-ld.lld-19}" -m elf_x86_64_fbsd)
+# The engine's half first: only what the C side calls (zbpf_rs_*), and what
+# that needs from core, alloc and compiler-builtins; then everything but the
+# interface made local, so the engine's memcpy and friends cannot clash
+# with the kernel's.
+entry=()
+mapfile -t rs_syms < <(grep -o 'zbpf_rs_[a-z_]*' ffi/zbpf_kpi.h | sort -u)
+for sym in "${rs_syms[@]}"; do
+    entry+=(-u "$sym")
+done
+"${ld[@]}" -r "${entry[@]}" -o "$out/zbpf_rust.o" "$lib"
+"${OBJCOPY:-llvm-objcopy-19}" --wildcard --keep-global-symbol='zbpf_rs_*' \
+    "$out/zbpf_rust.o"
+"${ld[@]}" -r -d -T kmod/ldscript.amd64 -o "$out/zbpf.ko" \
+    "${objs[@]}" "$out/zbpf_rust.o" 2> >(grep -v 'will be removed' >&2)
+echo "built $out/zbpf.ko"

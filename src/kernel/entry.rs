@@ -1,0 +1,332 @@
+//! The `zbpf_rs_*` functions the C side calls: module events, cdevsw
+//! operations, taps, the timer, kqueue, interface departure and sysctls.
+//! Each one finds the device and the descriptor and calls the engine.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::ffi::{c_int, c_ulong, c_void};
+use core::mem::ManuallyDrop;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use super::ffi;
+use super::mbuf::Mbufs;
+use super::platform::{InNetEpoch, KUio, KUser, KernelPlatform};
+use crate::abi::{dlt, Errno, PollEvents, XbpfD, FREAD, O_NONBLOCK};
+use crate::engine::{Bpf, Descriptor, Knob};
+use crate::packet::Chain;
+use crate::platform::{Bintime, TapPacket};
+
+type Device = Bpf<KernelPlatform>;
+type Desc = Descriptor<KernelPlatform>;
+
+static DEVICE: AtomicPtr<Device> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The device, between load and unload.
+fn device() -> Option<&'static Device> {
+    // SAFETY: the pointer is set by zbpf_rs_load and cleared by
+    // zbpf_rs_unload, which C calls only after destroy_dev and the removal
+    // of every tap, sysctl and event handler: no entry point can run then.
+    unsafe { DEVICE.load(Ordering::Acquire).as_ref() }
+}
+
+/// A descriptor from a cdevpriv cookie.
+///
+/// # Safety
+/// `cookie` must come from `zbpf_rs_open` and not yet be passed to
+/// `zbpf_rs_close`.
+unsafe fn desc<'a>(cookie: *mut c_void) -> &'a Desc {
+    // SAFETY: see the function's contract: the Arc behind the cookie is
+    // alive until zbpf_rs_close.
+    unsafe { &*cookie.cast::<Desc>() }
+}
+
+fn errno(r: crate::abi::Result<()>) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.0,
+    }
+}
+
+/// Logs a message (printf with a "zbpf: " prefix).
+pub(crate) fn log(msg: &str) {
+    // SAFETY: the shim prints `len` bytes.
+    unsafe { ffi::zbpf_kpi_log(msg.as_ptr().cast(), msg.len()) }
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_load() -> c_int {
+    let dev = Box::into_raw(Box::new(Bpf::new(KernelPlatform)));
+    if DEVICE
+        .compare_exchange(core::ptr::null_mut(), dev, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // SAFETY: `dev` was just created and never shared.
+        drop(unsafe { Box::from_raw(dev) });
+        return Errno::EBUSY.0;
+    }
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_quiesce() -> c_int {
+    match device() {
+        Some(d) if d.open_count() != 0 => Errno::EBUSY.0,
+        _ => 0,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_unload() {
+    let dev = DEVICE.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if !dev.is_null() {
+        // SAFETY: created by zbpf_rs_load; C guarantees no entry point runs
+        // any more (see `device`).
+        drop(unsafe { Box::from_raw(dev) });
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_choose_replace(
+    dev_bpf_taken: c_int,
+    sysctl_bpf_taken: c_int,
+    tunable: c_int,
+) -> c_int {
+    match tunable {
+        0 => 0,
+        1 => 1,
+        _ => c_int::from(dev_bpf_taken == 0 && sysctl_bpf_taken == 0),
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_open(fflags: c_int, cookie: *mut *mut c_void) -> c_int {
+    let Some(dev) = device() else { return Errno::ENXIO.0 };
+    let pid = crate::platform::UserCtx::pid(&KUser);
+    match dev.open(fflags & FREAD != 0, pid) {
+        Ok(d) => {
+            d.notes().bind(Arc::as_ptr(&d).cast());
+            // SAFETY: C passes a valid out-pointer.
+            unsafe { *cookie = Arc::into_raw(d).cast_mut().cast() };
+            0
+        }
+        Err(e) => e.0,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_close(cookie: *mut c_void) {
+    let Some(dev) = device() else { return };
+    // SAFETY: the cdevpriv destructor passes the cookie from zbpf_rs_open,
+    // once.
+    let d = unsafe { Arc::from_raw(cookie.cast_const().cast::<Desc>()) };
+    dev.close(d);
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_read(cookie: *mut c_void, uio: *mut ffi::uio, ioflag: c_int) -> c_int {
+    let Some(dev) = device() else { return Errno::ENXIO.0 };
+    // SAFETY: C passes the cookie of an open descriptor.
+    let d = unsafe { desc(cookie) };
+    let pid = crate::platform::UserCtx::pid(&KUser);
+    errno(dev.read(d, &mut KUio(uio), ioflag & O_NONBLOCK != 0, pid).map(|_| ()))
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_write(cookie: *mut c_void, uio: *mut ffi::uio, _ioflag: c_int) -> c_int {
+    let Some(dev) = device() else { return Errno::ENXIO.0 };
+    // SAFETY: C passes the cookie of an open descriptor.
+    let d = unsafe { desc(cookie) };
+    let pid = crate::platform::UserCtx::pid(&KUser);
+    errno(dev.write(d, &mut KUio(uio), pid).map(|_| ()))
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_ioctl(
+    cookie: *mut c_void,
+    cmd: c_ulong,
+    data: *mut u8,
+    datalen: usize,
+) -> c_int {
+    let Some(dev) = device() else { return Errno::ENXIO.0 };
+    // The generic ioctl layer gives a kernel buffer of IOCPARM_LEN(cmd).
+    let buf: &mut [u8] = if data.is_null() || datalen == 0 {
+        &mut []
+    } else {
+        // SAFETY: `data` is valid for `datalen` bytes during the call.
+        unsafe { core::slice::from_raw_parts_mut(data, datalen) }
+    };
+    // Attaching needs the descriptor's Arc: borrow the one behind the
+    // cookie without taking or dropping a reference.
+    // SAFETY: the cookie is the Arc pointer from zbpf_rs_open, alive until
+    // zbpf_rs_close, which cannot run during this call.
+    let d = ManuallyDrop::new(unsafe { Arc::from_raw(cookie.cast_const().cast::<Desc>()) });
+    errno(dev.ioctl(&d, cmd as u64, buf, &mut KUser))
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_poll(cookie: *mut c_void, events: c_int, td: *mut ffi::thread) -> c_int {
+    let ev = PollEvents::from_bits_truncate(events);
+    let (Some(dev), false) = (device(), cookie.is_null()) else {
+        // No descriptor: report what FreeBSD reports for a detached one.
+        return (ev & crate::engine::POLL_DETACHED).bits();
+    };
+    // SAFETY: C passes the cookie of an open descriptor.
+    let d = unsafe { desc(cookie) };
+    let pid = crate::platform::UserCtx::pid(&KUser);
+    dev.poll(d, ev, pid, || d.notes().record(td)).bits()
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_kqfilter(cookie: *mut c_void, kn: *mut ffi::knote) -> c_int {
+    let Some(dev) = device() else { return Errno::ENXIO.0 };
+    // SAFETY: C passes the cookie of an open descriptor.
+    let d = unsafe { desc(cookie) };
+    // SAFETY: `kn` is the knote d_kqfilter received.
+    let filter = unsafe { ffi::zbpf_kpi_knote_filter(kn) };
+    match dev.kq_attach(filter as i16) {
+        Ok(f) => {
+            let which = match f {
+                crate::engine::KqFilter::Read => ffi::ZBPF_KQ_READ,
+                crate::engine::KqFilter::Write => ffi::ZBPF_KQ_WRITE,
+            };
+            d.notes().knote_attach(kn, which as c_int);
+            0
+        }
+        Err(e) => e.0,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_kq_event(cookie: *mut c_void, filter: c_int, data: *mut i64) -> c_int {
+    let Some(dev) = device() else { return 0 };
+    // SAFETY: the notes are drained before the descriptor goes away.
+    let d = unsafe { desc(cookie) };
+    let f = if filter == ffi::ZBPF_KQ_WRITE as c_int {
+        crate::engine::KqFilter::Write
+    } else {
+        crate::engine::KqFilter::Read
+    };
+    match dev.with_state(d, |st| dev.kq_event(d, st, f)) {
+        Some(n) => {
+            // SAFETY: C passes a valid out-pointer.
+            unsafe { *data = n };
+            1
+        }
+        None => 0,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_timer(cookie: *mut c_void, token: u64) {
+    let Some(dev) = device() else { return };
+    // SAFETY: the callout is drained before the descriptor goes away.
+    let d = unsafe { desc(cookie) };
+    dev.timer_fired(d, token);
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_tap(
+    _cookie: *mut c_void,
+    ifp: *mut ffi::ifnet,
+    m: *mut ffi::mbuf,
+    inbound: c_int,
+) {
+    let Some(dev) = device() else { return };
+    // SAFETY: `m` is the packet the wrapper is about to pass on.
+    let marks = unsafe { ffi::zbpf_kpi_mbuf_marks(m) } as u32;
+    if inbound == 0 && marks & ffi::ZBPF_MARK_PROMISC != 0 && marks & ffi::ZBPF_MARK_RCVIF == 0 {
+        // The original of a feedback write, hidden so that readers see the
+        // frame once (as received): consume the mark, as bpf_mtap does.
+        // SAFETY: as above.
+        unsafe { ffi::zbpf_kpi_mbuf_clear_promisc(m) };
+        return;
+    }
+    // SAFETY: the C wrappers call us inside the network epoch.
+    let section = unsafe { InNetEpoch::assume() };
+    if !dev.has_listeners(&section, ifp as usize) {
+        return;
+    }
+    let mut bt = ffi::zbpf_bintime { sec: 0, frac: 0 };
+    // SAFETY: `m` is a valid packet for this call.
+    let hw_time = match unsafe { ffi::zbpf_kpi_mbuf_tstamp(m, &mut bt) } as u32 {
+        ffi::ZBPF_TSTAMP_UPTIME => Some(Bintime { sec: bt.sec, frac: bt.frac }),
+        ffi::ZBPF_TSTAMP_WALL => {
+            let wall = Bintime { sec: bt.sec, frac: bt.frac };
+            Some(wall - crate::platform::Platform::boottime(&dev.platform))
+        }
+        _ => None,
+    };
+    // SAFETY: the chain is neither freed nor changed during the tap.
+    let mbufs = unsafe { Mbufs::new(m) };
+    let chain = Chain::new(&mbufs);
+    let pkt = TapPacket { bytes: &chain, inbound: inbound != 0, hw_time };
+    dev.tap(&section, ifp as usize, dlt::DLT_EN10MB, &pkt);
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_ifnet_departure(ifp: *mut ffi::ifnet) {
+    let Some(dev) = device() else { return };
+    // A rename is announced as a departure and an arrival: ignore it.
+    // SAFETY: the event handler runs with the departing ifnet still valid.
+    if unsafe { ffi::zbpf_kpi_if_is_renaming(ifp) } != 0 {
+        return;
+    }
+    dev.iface_departed(ifp as usize);
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_sysctl_get(knob: c_int) -> c_int {
+    let (Some(dev), Some(k)) = (device(), knob_of(knob)) else { return 0 };
+    dev.config.get(k)
+}
+
+fn knob_of(knob: c_int) -> Option<Knob> {
+    Some(match u32::try_from(knob).ok()? {
+        ffi::ZBPF_SYSCTL_BUFSIZE => Knob::BufSize,
+        ffi::ZBPF_SYSCTL_MAXBUFSIZE => Knob::MaxBufSize,
+        ffi::ZBPF_SYSCTL_MAXINSNS => Knob::MaxInsns,
+        ffi::ZBPF_SYSCTL_ZEROCOPY_ENABLE => Knob::ZerocopyEnable,
+        ffi::ZBPF_SYSCTL_OPTIMIZE_WRITERS => Knob::OptimizeWriters,
+        _ => return None,
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_sysctl_set(knob: c_int, value: c_int) -> c_int {
+    let Some(dev) = device() else { return Errno::ENXIO.0 };
+    let Some(k) = knob_of(knob) else { return Errno::EINVAL.0 };
+    errno(dev.config.set(k, value))
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_stats(buf: *mut u8, len: usize, needed: *mut usize) -> c_int {
+    let Some(dev) = device() else { return Errno::ENXIO.0 };
+    let records: Vec<XbpfD> = dev.stats();
+    let want = records.len() * XbpfD::SIZE;
+    // SAFETY: C passes a valid out-pointer.
+    unsafe { *needed = want };
+    if buf.is_null() {
+        return 0;
+    }
+    if len < want {
+        return Errno::ENOMEM.0;
+    }
+    // SAFETY: `buf` is valid for `len` >= `want` bytes.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, want) };
+    for (chunk, r) in out.chunks_exact_mut(XbpfD::SIZE).zip(records.iter()) {
+        r.encode(chunk);
+    }
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn zbpf_rs_stats_write(buf: *const u8, len: usize) -> c_int {
+    let Some(dev) = device() else { return Errno::ENXIO.0 };
+    if buf.is_null() {
+        return Errno::EINVAL.0;
+    }
+    // SAFETY: `buf` is valid for `len` bytes.
+    let new = unsafe { core::slice::from_raw_parts(buf, len) };
+    errno(dev.stats_write(new))
+}

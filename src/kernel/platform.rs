@@ -1,0 +1,599 @@
+//! [`KernelPlatform`]: the engine's platform over the C shims.
+
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+
+use super::ffi;
+use crate::abi::{dlt, Errno, Result, UserAddr, IFNAMSIZ};
+use crate::platform::{
+    Bintime, Counter, DescLock, GlobalLock, HeldPages, NetIf, Notes, Outgoing, Platform, ReadSink,
+    Sleep, UserCtx, WriteSource,
+};
+
+/// A kernel errno into a `Result`.
+fn check(err: i32) -> Result<()> {
+    if err == 0 {
+        Ok(())
+    } else {
+        Err(Errno(err))
+    }
+}
+
+/// The kernel as the engine's platform.
+pub struct KernelPlatform;
+
+/// An mtx(9) around a `T`; the mutex is allocated by the C side so that it
+/// never moves.
+pub struct KMutex<T> {
+    mtx: NonNull<ffi::zbpf_mtx>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the mutex serialises every access to `data`, so sharing the lock
+// between threads only needs `T: Send`, as for std's Mutex.
+unsafe impl<T: Send> Send for KMutex<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for KMutex<T> {}
+
+/// The guard of a [`KMutex`].
+pub struct KGuard<'a, T> {
+    lock: &'a KMutex<T>,
+}
+
+impl<T> Deref for KGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard exists only while the mutex is held.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T> DerefMut for KGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard exists only while the mutex is held, and `&mut
+        // self` makes this the only reference through the guard.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T> Drop for KGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: this guard took the mutex and releases it once.
+        unsafe { ffi::zbpf_kpi_mtx_unlock(self.lock.mtx.as_ptr()) }
+    }
+}
+
+fn alloc_or_panic<T>(p: *mut T) -> NonNull<T> {
+    // M_WAITOK allocations do not fail; a null here is a broken kernel.
+    NonNull::new(p).unwrap_or_else(|| panic!("zbpf: M_WAITOK allocation returned NULL"))
+}
+
+impl<T: Send> DescLock<T> for KMutex<T> {
+    type Guard<'a>
+        = KGuard<'a, T>
+    where
+        Self: 'a;
+
+    fn new(value: T) -> Self {
+        // SAFETY: plain call; the mutex is initialised by the shim.
+        let mtx = alloc_or_panic(unsafe { ffi::zbpf_kpi_mtx_alloc() });
+        KMutex { mtx, data: UnsafeCell::new(value) }
+    }
+
+    fn lock(&self) -> KGuard<'_, T> {
+        // SAFETY: the mutex lives as long as `self`.
+        unsafe { ffi::zbpf_kpi_mtx_lock(self.mtx.as_ptr()) };
+        KGuard { lock: self }
+    }
+
+    fn sleep<'a>(
+        &'a self,
+        guard: KGuard<'a, T>,
+        ticks: u32,
+        interruptible: bool,
+    ) -> (KGuard<'a, T>, Sleep) {
+        let chan = (self as *const Self).cast::<c_void>();
+        let ticks = i32::try_from(ticks).unwrap_or(i32::MAX);
+        // SAFETY: `guard` proves the mutex is held; mtx_sleep releases and
+        // retakes it, so the guard stays valid across the call.
+        let err = unsafe {
+            ffi::zbpf_kpi_mtx_sleep(self.mtx.as_ptr(), chan, i32::from(interruptible), ticks)
+        };
+        let how = match err {
+            0 => Sleep::Woken,
+            e if e == Errno::EWOULDBLOCK.0 => Sleep::TimedOut,
+            e => Sleep::Interrupted(Errno(e)),
+        };
+        (guard, how)
+    }
+
+    fn wakeup(&self) {
+        // SAFETY: wakeup(9) only compares the channel address.
+        unsafe { ffi::zbpf_kpi_wakeup((self as *const Self).cast()) }
+    }
+}
+
+impl<T> Drop for KMutex<T> {
+    fn drop(&mut self) {
+        // SAFETY: no guard can outlive `self`; the mutex is freed once.
+        unsafe { ffi::zbpf_kpi_mtx_free(self.mtx.as_ptr()) }
+    }
+}
+
+/// An sx(9) around a `T`, exclusive only.
+pub struct KSx<T> {
+    sx: NonNull<ffi::zbpf_sx>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the sx lock serialises every access to `data`.
+unsafe impl<T: Send> Send for KSx<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for KSx<T> {}
+
+/// The guard of a [`KSx`].
+pub struct KSxGuard<'a, T> {
+    lock: &'a KSx<T>,
+}
+
+impl<T> Deref for KSxGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard exists only while the lock is held.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T> DerefMut for KSxGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard exists only while the lock is held exclusively.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T> Drop for KSxGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: this guard took the lock and releases it once.
+        unsafe { ffi::zbpf_kpi_sx_xunlock(self.lock.sx.as_ptr()) }
+    }
+}
+
+impl<T: Send> GlobalLock<T> for KSx<T> {
+    type Guard<'a>
+        = KSxGuard<'a, T>
+    where
+        Self: 'a;
+
+    fn new(value: T) -> Self {
+        // SAFETY: plain call; the lock is initialised by the shim.
+        let sx = alloc_or_panic(unsafe { ffi::zbpf_kpi_sx_alloc() });
+        KSx { sx, data: UnsafeCell::new(value) }
+    }
+
+    fn lock(&self) -> KSxGuard<'_, T> {
+        // SAFETY: the lock lives as long as `self`.
+        unsafe { ffi::zbpf_kpi_sx_xlock(self.sx.as_ptr()) };
+        KSxGuard { lock: self }
+    }
+}
+
+impl<T> Drop for KSx<T> {
+    fn drop(&mut self) {
+        // SAFETY: freed once, with no guard alive.
+        unsafe { ffi::zbpf_kpi_sx_free(self.sx.as_ptr()) }
+    }
+}
+
+/// A counter(9).
+pub struct KCounter(NonNull<u64>);
+
+// SAFETY: counter(9) is designed for concurrent updates from any CPU.
+unsafe impl Send for KCounter {}
+// SAFETY: as above.
+unsafe impl Sync for KCounter {}
+
+impl Counter for KCounter {
+    fn new() -> Self {
+        // SAFETY: plain call (M_WAITOK).
+        KCounter(alloc_or_panic(unsafe { ffi::zbpf_kpi_counter_alloc() }))
+    }
+    fn add(&self, n: u64) {
+        // SAFETY: the counter lives as long as `self`.
+        unsafe { ffi::zbpf_kpi_counter_add(self.0.as_ptr(), n) }
+    }
+    fn fetch(&self) -> u64 {
+        // SAFETY: as above.
+        unsafe { ffi::zbpf_kpi_counter_fetch(self.0.as_ptr()) }
+    }
+    fn zero(&self) {
+        // SAFETY: as above.
+        unsafe { ffi::zbpf_kpi_counter_zero(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for KCounter {
+    fn drop(&mut self) {
+        // SAFETY: freed once.
+        unsafe { ffi::zbpf_kpi_counter_free(self.0.as_ptr()) }
+    }
+}
+
+/// selinfo, knlist, sigio and callout of one descriptor.
+pub struct KNotes(NonNull<ffi::zbpf_notes>);
+
+// SAFETY: every shim below locks what it touches.
+unsafe impl Send for KNotes {}
+// SAFETY: as above.
+unsafe impl Sync for KNotes {}
+
+impl KNotes {
+    /// Makes the timer and kqueue callbacks pass `cookie` (the descriptor).
+    pub fn bind(&self, cookie: *const c_void) {
+        // SAFETY: the notes live as long as `self`; the cookie is stored.
+        unsafe { ffi::zbpf_kpi_notes_bind(self.0.as_ptr(), cookie.cast_mut()) }
+    }
+
+    /// selrecord(td).
+    pub fn record(&self, td: *mut ffi::thread) {
+        // SAFETY: `td` is the polling thread handed to d_poll.
+        unsafe { ffi::zbpf_kpi_select_record(self.0.as_ptr(), td) }
+    }
+
+    /// Attaches a knote.
+    pub fn knote_attach(&self, kn: *mut ffi::knote, filter: i32) {
+        // SAFETY: `kn` is the knote handed to d_kqfilter.
+        unsafe { ffi::zbpf_kpi_knote_attach(self.0.as_ptr(), kn, filter) }
+    }
+}
+
+impl Notes for KNotes {
+    fn select_wakeup(&self) {
+        // SAFETY: the notes live as long as `self`.
+        unsafe { ffi::zbpf_kpi_select_wakeup(self.0.as_ptr()) }
+    }
+    fn signal(&self, sig: u32) {
+        // SAFETY: as above.
+        unsafe { ffi::zbpf_kpi_signal(self.0.as_ptr(), sig as i32) }
+    }
+    fn set_owner(&self, owner: i32) -> Result<()> {
+        // SAFETY: as above.
+        check(unsafe { ffi::zbpf_kpi_set_owner(self.0.as_ptr(), owner) })
+    }
+    fn owner(&self) -> i32 {
+        // SAFETY: as above.
+        unsafe { ffi::zbpf_kpi_get_owner(self.0.as_ptr()) }
+    }
+    fn arm_timer(&self, ticks: u32, token: u64) {
+        let ticks = i32::try_from(ticks).unwrap_or(i32::MAX);
+        // SAFETY: as above.
+        unsafe { ffi::zbpf_kpi_timer_arm(self.0.as_ptr(), ticks, token) }
+    }
+    fn stop_timer(&self) {
+        // SAFETY: as above.
+        unsafe { ffi::zbpf_kpi_timer_stop(self.0.as_ptr()) }
+    }
+    fn drain(&self) {
+        // SAFETY: as above.
+        unsafe { ffi::zbpf_kpi_notes_drain(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for KNotes {
+    fn drop(&mut self) {
+        // SAFETY: freed once, after `drain` (Bpf::close) stopped callbacks.
+        unsafe { ffi::zbpf_kpi_notes_free(self.0.as_ptr()) }
+    }
+}
+
+/// A referenced ifnet.
+pub struct KIface {
+    ifp: NonNull<ffi::ifnet>,
+    name: [u8; IFNAMSIZ],
+    name_len: usize,
+    dlts: [(u32, u32); 1],
+}
+
+// SAFETY: an ifnet reference may be used and released from any thread.
+unsafe impl Send for KIface {}
+// SAFETY: the shims only read the ifnet or call its thread-safe methods.
+unsafe impl Sync for KIface {}
+
+/// The data-link type bpf offers for an interface type, if zbpf can tap it
+/// (its taps wrap if_input/if_transmit, which carry Ethernet frames).
+fn dlt_of(if_type: i32) -> Option<(u32, u32)> {
+    const IFT_ETHER: i32 = 0x06;
+    const IFT_IEEE8023ADLAG: i32 = 0xa1;
+    const IFT_L2VLAN: i32 = 0x87;
+    const IFT_BRIDGE: i32 = 0xd1;
+    matches!(if_type, IFT_ETHER | IFT_IEEE8023ADLAG | IFT_L2VLAN | IFT_BRIDGE)
+        .then_some((dlt::DLT_EN10MB, 14))
+}
+
+impl KIface {
+    /// Takes ownership of a referenced ifnet; releases it if bpf cannot
+    /// tap that kind of interface.
+    fn from_ref(ifp: NonNull<ffi::ifnet>) -> Option<KIface> {
+        // SAFETY: `ifp` is referenced, so its fields stay readable.
+        let if_type = unsafe { ffi::zbpf_kpi_if_type(ifp.as_ptr()) };
+        let Some(dlt) = dlt_of(if_type) else {
+            // SAFETY: drops the reference we were given.
+            unsafe { ffi::zbpf_kpi_if_rele(ifp.as_ptr()) };
+            return None;
+        };
+        let mut name = [0u8; IFNAMSIZ];
+        // SAFETY: if_xname is a NUL-terminated array of IFNAMSIZ bytes.
+        let cname = unsafe { core::ffi::CStr::from_ptr(ffi::zbpf_kpi_if_name(ifp.as_ptr())) };
+        let bytes = cname.to_bytes();
+        let name_len = bytes.len().min(IFNAMSIZ - 1);
+        name[..name_len].copy_from_slice(&bytes[..name_len]);
+        Some(KIface { ifp, name, name_len, dlts: [dlt] })
+    }
+
+    /// The ifnet.
+    pub fn ifp(&self) -> *mut ffi::ifnet {
+        self.ifp.as_ptr()
+    }
+}
+
+impl Clone for KIface {
+    fn clone(&self) -> Self {
+        // SAFETY: we hold a reference, so taking another is valid.
+        unsafe { ffi::zbpf_kpi_if_ref(self.ifp.as_ptr()) };
+        KIface { ifp: self.ifp, name: self.name, name_len: self.name_len, dlts: self.dlts }
+    }
+}
+
+impl Drop for KIface {
+    fn drop(&mut self) {
+        // SAFETY: releases the reference this handle owns.
+        unsafe { ffi::zbpf_kpi_if_rele(self.ifp.as_ptr()) }
+    }
+}
+
+impl NetIf for KIface {
+    fn name(&self) -> &str {
+        core::str::from_utf8(&self.name[..self.name_len]).unwrap_or("?")
+    }
+    fn dlts(&self) -> &[(u32, u32)] {
+        &self.dlts
+    }
+    fn is_up(&self) -> bool {
+        // SAFETY: the ifnet is referenced.
+        unsafe { ffi::zbpf_kpi_if_is_up(self.ifp.as_ptr()) != 0 }
+    }
+    fn mtu(&self) -> u32 {
+        // SAFETY: as above.
+        unsafe { ffi::zbpf_kpi_if_mtu(self.ifp.as_ptr()) }
+    }
+    fn lladdr(&self) -> Option<[u8; 6]> {
+        let mut mac = [0u8; 6];
+        // SAFETY: the shim writes at most 6 bytes.
+        let ok = unsafe { ffi::zbpf_kpi_if_lladdr(self.ifp.as_ptr(), mac.as_mut_ptr()) };
+        (ok != 0).then_some(mac)
+    }
+    fn set_promisc(&self, on: bool) -> Result<()> {
+        // SAFETY: the ifnet is referenced.
+        check(unsafe { ffi::zbpf_kpi_ifpromisc(self.ifp.as_ptr(), i32::from(on)) })
+    }
+    fn output(&self, out: &Outgoing<'_>) -> Result<()> {
+        let mut flags = 0;
+        if out.hdrcmplt {
+            flags |= ffi::ZBPF_OUT_HDRCMPLT;
+        }
+        if out.hide_from_taps {
+            flags |= ffi::ZBPF_OUT_HIDE;
+        }
+        // An Ethernet destination decides M_BCAST/M_MCAST.
+        if let Some(dst) = out.frame.get(..6) {
+            if dst == [0xff; 6] {
+                flags |= ffi::ZBPF_OUT_BCAST;
+            } else if dst[0] & 1 != 0 {
+                flags |= ffi::ZBPF_OUT_MCAST;
+            }
+        }
+        // SAFETY: `frame` is valid for `len` bytes during the call.
+        check(unsafe {
+            ffi::zbpf_kpi_if_output(
+                self.ifp.as_ptr(),
+                out.frame.as_ptr(),
+                out.frame.len(),
+                out.link_hdrlen,
+                flags as i32,
+                i32::from(out.pcp),
+            )
+        })
+    }
+    fn input(&self, frame: &[u8]) -> Result<()> {
+        // SAFETY: as above.
+        check(unsafe { ffi::zbpf_kpi_if_input(self.ifp.as_ptr(), frame.as_ptr(), frame.len()) })
+    }
+    fn set_tapped(&self, tapped: bool) {
+        if tapped {
+            // SAFETY: the ifnet is referenced; the hook is removed before
+            // the reference is dropped (the tap holds this handle).
+            let err =
+                unsafe { ffi::zbpf_kpi_tap_install(self.ifp.as_ptr(), core::ptr::null_mut()) };
+            if err != 0 {
+                super::entry::log("no free tap slot; the interface is not tapped");
+            }
+        } else {
+            // SAFETY: as above.
+            unsafe { ffi::zbpf_kpi_tap_remove(self.ifp.as_ptr()) }
+        }
+    }
+}
+
+/// Held user pages: vm_page_t handles and their direct-map addresses.
+pub struct KPages {
+    pages: Vec<*mut c_void>,
+    kva: Vec<NonNull<u8>>,
+}
+
+// SAFETY: wired pages and their direct-map addresses are valid on every CPU.
+unsafe impl Send for KPages {}
+// SAFETY: as above; writes are serialised by the descriptor lock.
+unsafe impl Sync for KPages {}
+
+impl HeldPages for KPages {
+    fn count(&self) -> usize {
+        self.kva.len()
+    }
+    fn page(&self, index: usize) -> Option<NonNull<u8>> {
+        self.kva.get(index).copied()
+    }
+}
+
+impl Drop for KPages {
+    fn drop(&mut self) {
+        // SAFETY: the pages were held by zbpf_kpi_hold_pages and are
+        // released exactly once.
+        unsafe { ffi::zbpf_kpi_release_pages(self.pages.as_mut_ptr(), self.pages.len() as i32) }
+    }
+}
+
+/// The calling thread's process.
+pub struct KUser;
+
+impl UserCtx for KUser {
+    type Pages = KPages;
+
+    fn copy_in(&mut self, src: UserAddr, dst: &mut [u8]) -> Result<()> {
+        // SAFETY: copyin(9) checks the user range and writes only `dst`.
+        check(unsafe { ffi::zbpf_kpi_copyin(src.0, dst.as_mut_ptr().cast(), dst.len()) })
+    }
+
+    fn copy_out(&mut self, src: &[u8], dst: UserAddr) -> Result<()> {
+        // SAFETY: copyout(9) checks the user range and reads only `src`.
+        check(unsafe { ffi::zbpf_kpi_copyout(src.as_ptr().cast(), dst.0, src.len()) })
+    }
+
+    fn hold_pages(&mut self, addr: UserAddr, npages: usize) -> Result<KPages> {
+        let n = i32::try_from(npages).map_err(|_| Errno::EINVAL)?;
+        let mut pages: Vec<*mut c_void> = Vec::new();
+        let mut kva: Vec<*mut c_void> = Vec::new();
+        pages.try_reserve_exact(npages).map_err(|_| Errno::ENOMEM)?;
+        kva.try_reserve_exact(npages).map_err(|_| Errno::ENOMEM)?;
+        pages.resize(npages, core::ptr::null_mut());
+        kva.resize(npages, core::ptr::null_mut());
+        // SAFETY: both arrays have room for `npages` entries; on error the
+        // shim has released everything it held.
+        check(unsafe {
+            ffi::zbpf_kpi_hold_pages(addr.0, n, 1, pages.as_mut_ptr(), kva.as_mut_ptr())
+        })?;
+        let kva: Vec<NonNull<u8>> =
+            kva.into_iter().filter_map(|p| NonNull::new(p.cast())).collect();
+        let held = KPages { pages, kva };
+        if held.kva.len() != npages {
+            return Err(Errno::EFAULT);
+        }
+        Ok(held)
+    }
+
+    fn pid(&self) -> i32 {
+        // SAFETY: plain call.
+        unsafe { ffi::zbpf_kpi_curpid() }
+    }
+}
+
+/// A `struct uio` of a read or a write.
+pub struct KUio(pub *mut ffi::uio);
+
+impl ReadSink for KUio {
+    fn resid(&self) -> usize {
+        // SAFETY: the uio is the one handed to d_read for this call.
+        unsafe { ffi::zbpf_kpi_uio_resid(self.0) }
+    }
+    fn copy_out(&mut self, data: &[u8]) -> Result<()> {
+        // SAFETY: uiomove for UIO_READ only reads `data`.
+        check(unsafe { ffi::zbpf_kpi_uiomove(data.as_ptr().cast_mut().cast(), data.len(), self.0) })
+    }
+}
+
+impl WriteSource for KUio {
+    fn resid(&self) -> usize {
+        // SAFETY: the uio is the one handed to d_write for this call.
+        unsafe { ffi::zbpf_kpi_uio_resid(self.0) }
+    }
+    fn copy_in(&mut self, dst: &mut [u8]) -> Result<()> {
+        // SAFETY: uiomove for UIO_WRITE writes only `dst`.
+        check(unsafe { ffi::zbpf_kpi_uiomove(dst.as_mut_ptr().cast(), dst.len(), self.0) })
+    }
+}
+
+/// Proof of being inside the network epoch: the C wrappers enter it before
+/// calling `zbpf_rs_tap`.
+pub struct InNetEpoch(());
+
+impl InNetEpoch {
+    /// # Safety
+    /// The caller must be inside the network epoch for as long as the value
+    /// lives.
+    pub(crate) unsafe fn assume() -> InNetEpoch {
+        InNetEpoch(())
+    }
+}
+
+fn bintime(f: unsafe extern "C" fn(*mut ffi::zbpf_bintime)) -> Bintime {
+    let mut bt = ffi::zbpf_bintime { sec: 0, frac: 0 };
+    // SAFETY: the shim fills the struct.
+    unsafe { f(&mut bt) };
+    Bintime { sec: bt.sec, frac: bt.frac }
+}
+
+impl Platform for KernelPlatform {
+    type Lock<T: Send> = KMutex<T>;
+    type Global<T: Send> = KSx<T>;
+    type Counter = KCounter;
+    type Notes = KNotes;
+    type Iface = KIface;
+    type Pages = KPages;
+    type EpochGuard = InNetEpoch;
+
+    fn uptime(&self) -> Bintime {
+        bintime(ffi::zbpf_kpi_binuptime)
+    }
+
+    fn uptime_fast(&self) -> Bintime {
+        bintime(ffi::zbpf_kpi_getbinuptime)
+    }
+
+    fn boottime(&self) -> Bintime {
+        bintime(ffi::zbpf_kpi_getboottimebin)
+    }
+
+    fn hz(&self) -> u32 {
+        // SAFETY: plain call.
+        let hz = unsafe { ffi::zbpf_kpi_hz() };
+        u32::try_from(hz).unwrap_or(1000).max(1)
+    }
+
+    fn epoch_wait(&self) {
+        // SAFETY: plain call; callers hold no spin or descriptor lock.
+        unsafe { ffi::zbpf_kpi_net_epoch_wait() }
+    }
+
+    fn new_notes(&self) -> Result<KNotes> {
+        // SAFETY: plain call (M_WAITOK).
+        let n = unsafe { ffi::zbpf_kpi_notes_alloc() };
+        NonNull::new(n).map(KNotes).ok_or(Errno::ENOMEM)
+    }
+
+    fn find_iface(&self, name: &str) -> Option<KIface> {
+        let mut cname = [0u8; IFNAMSIZ + 1];
+        let bytes = name.as_bytes();
+        if bytes.len() > IFNAMSIZ || bytes.contains(&0) {
+            return None;
+        }
+        cname[..bytes.len()].copy_from_slice(bytes);
+        // SAFETY: `cname` is NUL-terminated.
+        let ifp = NonNull::new(unsafe { ffi::zbpf_kpi_ifunit_ref(cname.as_ptr().cast()) })?;
+        KIface::from_ref(ifp)
+    }
+
+    fn iface_key(iface: &KIface) -> usize {
+        iface.ifp.as_ptr() as usize
+    }
+}
