@@ -9,11 +9,15 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-# clang/lld/llvm: C shims, .ko link, llvm-nm/objdump gates and the ABI check;
-# libclang-dev: bindgen; libpcap-dev, tcpdump: libpcap compile checks and
-# captures; mandoc: the man page lint; shellcheck: lint-scripts; unzip:
-# unpacking the headers' wheel.
-packages=(clang lld llvm libclang-dev libpcap-dev tcpdump mandoc shellcheck unzip)
+# clang, libclang-dev: the ABI check and bindgen; clang-19, lld-19, llvm-19:
+# the kernel module's C side, link and gates (clang 14 reaches the stack
+# guard through the GOT, which FreeBSD's module loader rejects);
+# rustc-web, cargo-web, rust-web-src: a Rust toolchain with its library
+# source, for the kernel build's -Z build-std; libpcap-dev, tcpdump: libpcap
+# itself and reading captures; mandoc: the man page lint; shellcheck: the
+# scripts; unzip: the FreeBSD headers' wheel.
+packages=(clang libclang-dev clang-19 lld-19 llvm-19 rustc-web cargo-web rust-web-src
+    libpcap-dev tcpdump mandoc shellcheck unzip)
 
 installed() {
     [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]

@@ -399,6 +399,86 @@ fn flush_discards_everything() {
     assert_eq!(records(&nonblock_read(&sim, fd).expect("read"))[0].data, f);
 }
 
+/// What resets a descriptor (reset_d): BIOCSETF and BIOCSETIF (even to the
+/// same interface) discard stored packets and zero the counters;
+/// BIOCSETFNR, BIOCSDLT to the current DLT and BIOCSETWF do not.
+#[test]
+fn what_resets_a_descriptor() {
+    let sim = Sim::new();
+    let eth = ether(&sim, "eth0");
+    let fd = open_on(&sim, "eth0", 4096);
+    let keeps = |what: &str, f: &dyn Fn()| {
+        sim.receive(&eth, &frame(60, 1));
+        let before = (fionread(&sim, fd), stats(&sim, fd));
+        assert!(before.0 > 0);
+        f();
+        assert_eq!((fionread(&sim, fd), stats(&sim, fd)), before, "{what} reset the descriptor");
+    };
+    keeps("BIOCSETFNR", &|| set_prog(&sim, fd, BIOCSETFNR, &ret(1000)).expect("BIOCSETFNR"));
+    keeps("BIOCSETWF", &|| set_prog(&sim, fd, BIOCSETWF, &ret(1000)).expect("BIOCSETWF"));
+    keeps("BIOCSDLT", &|| set_u32(&sim, fd, BIOCSDLT, dlt::DLT_EN10MB).expect("BIOCSDLT"));
+    let resets = |what: &str, f: &dyn Fn()| {
+        sim.receive(&eth, &frame(60, 1));
+        assert!(fionread(&sim, fd) > 0);
+        f();
+        assert_eq!((fionread(&sim, fd), stats(&sim, fd)), (0, (0, 0)), "{what} did not reset");
+    };
+    resets("BIOCSETF", &|| set_prog(&sim, fd, BIOCSETF, &ret(1000)).expect("BIOCSETF"));
+    resets("BIOCSETIF", &|| attach(&sim, fd, "eth0").expect("BIOCSETIF"));
+    resets("BIOCFLUSH", &|| ioc0(&sim, fd, BIOCFLUSH).expect("BIOCFLUSH"));
+}
+
+/// Several threads may read one descriptor (FreeBSD's
+/// tests/sys/net/bpf/bpf_multi_read.c): every captured packet is returned
+/// exactly once, and captured + dropped = received.
+#[test]
+fn concurrent_readers_share_one_descriptor() {
+    let sim = Sim::new();
+    let eth = ether(&sim, "eth0");
+    let fd = open_on(&sim, "eth0", 512);
+    set_u32(&sim, fd, BIOCIMMEDIATE, 1).expect("immediate");
+    set_timeout(&sim, fd, 0, 50_000).expect("timeout");
+    let sending = AtomicBool::new(true);
+    let total = 400usize;
+    let seen: Vec<Vec<u16>> = std::thread::scope(|s| {
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut got = Vec::new();
+                    loop {
+                        let buf = read_len(&sim, fd, 512).expect("read");
+                        if buf.is_empty() && !sending.load(Ordering::SeqCst) {
+                            return got;
+                        }
+                        for r in records(&buf) {
+                            got.push(u16::from_be_bytes([r.data[14], r.data[15]]));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for i in 0..total {
+            let mut f = frame(80, 0);
+            f[14..16].copy_from_slice(&(i as u16).to_be_bytes());
+            sim.receive(&eth, &f);
+            if i % 50 == 0 {
+                std::thread::sleep(MS);
+            }
+        }
+        sending.store(false, Ordering::SeqCst);
+        readers.into_iter().map(|r| r.join().expect("reader")).collect()
+    });
+    let mut all: Vec<u16> = seen.concat();
+    let captured = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), captured, "a packet was returned twice");
+    let (recv, drop) = stats(&sim, fd);
+    assert_eq!(recv as usize, total);
+    assert_eq!(captured + drop as usize, total, "captured {captured}, dropped {drop}");
+    assert!(captured > 0);
+}
+
 /// BIOCGSTATS: received counts packets before the filter (after the
 /// direction check); dropped counts packets lost with both buffers full.
 /// BIOCSETF zeroes them, BIOCSETFNR does not.

@@ -427,6 +427,8 @@ fn table() -> Table {
     t.row(UNLOCKED, c!(BIOCSETIF), If("nosuch0"), ENXIO);
     // ...but BUFFER mode allocates its buffers before the lookup.
     t.row_then(&[Fresh], c!(BIOCSETIF), If("nosuch0"), ENXIO, c!(BIOCSETBUFMODE), U32(2), EBUSY);
+    // A failed BIOCSETIF leaves the descriptor where it was.
+    t.row_then(ATTACHED, c!(BIOCSETIF), If("nosuch0"), ENXIO, c!(BIOCGETIF), Out, ifname("eth0"));
     t.row(UNLOCKED, c!(BIOCSETIF), If("gone0"), ENXIO);
     t.row(UNLOCKED, c!(BIOCSETIF), If(""), ENXIO);
     t.row(UNLOCKED, c!(BIOCSETIF), IfRaw([b'e'; 16]), ENXIO);

@@ -111,6 +111,10 @@ fn counters(sim: &Sim, fd: i32) -> Counters {
     let stats = sim.bpf().stats();
     assert_eq!(stats.len(), 1, "one descriptor");
     let x = &stats[0];
+    // The lengths are the kernel's own, whatever the header says.
+    assert!((0..=BUFSIZE as i32).contains(&x.bd_slen), "bd_slen {}", x.bd_slen);
+    assert!((0..=BUFSIZE as i32).contains(&x.bd_hlen), "bd_hlen {}", x.bd_hlen);
+    assert_eq!(x.bd_bufsize as usize, BUFSIZE, "bd_bufsize");
     Counters {
         recv: x.bd_rcount,
         drop: x.bd_dcount,
@@ -356,12 +360,10 @@ fn scribbling_user_cannot_hurt_the_engine() {
     // give back every buffer it says is ours, and repair our own view of
     // the generation (bzh_kernel_gen := the bzh_user_gen the kernel just
     // wrote), until both buffers went through that.
-    let mut seq = 1_000_000u32;
     let mut resynced = [false; 2];
     let mut offered = hostile_packets as u64;
-    for _ in 0..16 {
+    for seq in 1_000_000..1_000_016 {
         sim.receive(&iface, &seq_frame(seq, 100));
-        seq += 1;
         offered += 1;
         let mut rot = BpfZbuf::default();
         ioctl_with(&sim, fd, BIOCROTZBUF, &mut rot).unwrap();
@@ -420,8 +422,9 @@ fn check_canaries(region: &SharedRegion) {
     let mut all = vec![0u8; region.len()];
     copy_from_user(region.addr(), &mut all).unwrap();
     for page in (0..REGION_PAGES).filter(|&p| is_canary_page(p)) {
-        for off in page * PAGE_SIZE..(page + 1) * PAGE_SIZE {
-            assert_eq!(all[off], canary_byte(off), "canary byte {off} (page {page}) overwritten");
+        let start = page * PAGE_SIZE;
+        for (off, &byte) in all.iter().enumerate().skip(start).take(PAGE_SIZE) {
+            assert_eq!(byte, canary_byte(off), "canary byte {off} (page {page}) overwritten");
         }
     }
 }

@@ -11,22 +11,33 @@
 //! from the user's last read to the kernel's write).
 //!
 //! A kernel thread offers packets to `Slots::catch` under a
-//! `loom::sync::Mutex` (the descriptor lock). A user thread consumes:
+//! `loom::sync::Mutex` (the descriptor lock). The model's main thread is
+//! the user, consuming in one of three ways:
 //!
-//! * `header_protocol`: with the shared header only (acquire-load
-//!   `bzh_kernel_gen`, compare with `bzh_user_gen`, walk the records,
-//!   release-store `bzh_user_gen`), libpcap's algorithm;
-//! * `ioctl_protocol`: BIOCROTZBUF (`Slots::force_rotate`), BIOCGETZNEXT
-//!   (`Slots::oldest_user_owned`) and BIOCACKZBUF, each under the lock, the
-//!   records read outside it;
-//! * `mixed_protocol`: header acks plus BIOCROTZBUF.
+//! * `User::Header`: libpcap's algorithm with the shared header only
+//!   (acquire-load `bzh_kernel_gen`, compare with `bzh_user_gen`, walk the
+//!   records, release-store `bzh_user_gen`); when nothing is owned, poll(2),
+//!   which takes the descriptor lock to test readiness, and check again;
+//! * `User::Ioctl`: BIOCROTZBUF (`Slots::force_rotate`) when nothing is
+//!   owned, BIOCGETZNEXT (`Slots::oldest_user_owned`), the records read
+//!   outside the lock, then BIOCACKZBUF (the kernel stores `bzh_user_gen`);
+//! * `User::Mixed`: header acks, and BIOCROTZBUF when nothing is owned.
 //!
-//! Two buffers, small enough that buffull (both buffers the user's) and
-//! drops happen. In every interleaving, at the end: every packet `catch`
-//! stored is seen exactly once, either by the user, or in a buffer the user
-//! still owns, or in the store buffer the kernel still owns; every packet
-//! not stored was counted as a drop; and the header's view of ownership
-//! agrees with the kernel's private one.
+//! Two buffers, small enough that rotation, buffull (both buffers the
+//! user's) and drops happen; packet sizes vary so that a small packet still
+//! fits in a store buffer handed over because a big one did not. In every
+//! interleaving, at the end: every packet `catch` stored is seen exactly
+//! once — by the user, or in a buffer the user still owns, or in the store
+//! buffer the kernel still owns — every packet not stored was counted as a
+//! drop, the user saw records in order, and the header's view of ownership
+//! agrees with the kernel's private one. Each model also asserts that some
+//! interleaving reached buffull, reused a buffer and let the user consume,
+//! so a model too small to matter fails instead of passing vacuously.
+//!
+//! `LOOM_MAX_PREEMPTIONS` (default 3) bounds the preemptions explored.
+//! The slot machine is the engine's own; the buffer is a model of
+//! `ZeroBuf` (whose header access goes through raw pages loom cannot see),
+//! so a change to the orderings in `zbuf.rs` must be mirrored here.
 
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicU32, Ordering};

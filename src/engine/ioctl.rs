@@ -9,7 +9,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use super::buffers::Slots;
+use super::buffers::{Buffer, Slots};
 use super::descriptor::{BufMode, Buffers, DescState, TimerState};
 use super::heap::HeapBuf;
 use super::zbuf::{ZeroBuf, HEADER_LEN};
@@ -438,13 +438,16 @@ impl<P: Platform> Bpf<P> {
 
     /// BIOCROTZBUF: hand the partly filled store buffer over if the hold
     /// slot is free. An acknowledged hold buffer is reclaimed first, so the
-    /// rotation does not wait for the next packet.
+    /// rotation does not wait for the next packet. The answer names the
+    /// buffer only if it is now the user's: a store buffer handed over
+    /// earlier (buffull) that the user already gave back moves to the hold
+    /// slot without being handed over again, and must not be named as new.
     fn rotate_zbuf(&self, d: &Descriptor<P>) -> BpfZbuf {
         let mut st = d.state.lock();
         let mut out = BpfZbuf::default();
         if let Buffers::Zero(s) = &mut st.bufs {
             if s.force_rotate() {
-                if let Some(h) = &s.hold {
+                if let Some(h) = s.hold.as_ref().filter(|h| h.user_owned()) {
                     out.bz_bufa = h.uaddr();
                     out.bz_buflen = s.hlen as u64;
                 }

@@ -44,6 +44,19 @@ pub mod oflags {
 struct OpenFile {
     desc: Arc<SimDescriptor>,
     nonblock: AtomicBool,
+    /// The machine, for the destructor.
+    sim: Weak<SimInner>,
+}
+
+impl Drop for OpenFile {
+    /// The cdevpriv destructor: runs at the last reference to the open
+    /// file, which is close(2) or the end of a call still in progress on
+    /// it in another thread.
+    fn drop(&mut self) {
+        if let Some(sim) = self.sim.upgrade() {
+            sim.bpf.close(self.desc.clone());
+        }
+    }
 }
 
 /// One `struct pollfd` with FreeBSD's event bits.
@@ -200,7 +213,11 @@ impl Sim {
         let mut next = lock(&self.inner.next_fd);
         let fd = *next;
         *next += 1;
-        let file = OpenFile { desc, nonblock: AtomicBool::new(flags & O_NONBLOCK != 0) };
+        let file = OpenFile {
+            desc,
+            nonblock: AtomicBool::new(flags & O_NONBLOCK != 0),
+            sim: Arc::downgrade(&self.inner),
+        };
         lock(&self.inner.files).insert(fd, Arc::new(file));
         Ok(fd)
     }
@@ -301,9 +318,8 @@ impl Sim {
         let file = lock(&self.inner.files).remove(&fd).ok_or(Errno::EBADF)?;
         let id = file.desc.notes().id();
         lock(&self.inner.by_id).remove(&id);
-        if let Ok(file) = Arc::try_unwrap(file) {
-            self.inner.bpf.close(file.desc);
-        }
+        // The destructor runs now, or when a call in progress returns.
+        drop(file);
         Ok(())
     }
 }
