@@ -23,6 +23,9 @@ pub trait PacketBytes {
     /// Calls `f` with consecutive pieces covering bytes `[0, len)` (stopping at
     /// the end of the packet), in order. Pieces may be empty.
     fn for_each_piece(&self, len: usize, f: impl FnMut(&[u8]));
+
+    /// The contiguous bytes at the front of the packet.
+    fn head(&self) -> &[u8];
 }
 
 impl PacketBytes for [u8] {
@@ -42,6 +45,11 @@ impl PacketBytes for [u8] {
 
     fn for_each_piece(&self, len: usize, mut f: impl FnMut(&[u8])) {
         f(&self[..len.min(self.len())]);
+    }
+
+    #[inline(always)]
+    fn head(&self) -> &[u8] {
+        self
     }
 }
 
@@ -148,6 +156,11 @@ impl<S: Segments + ?Sized> PacketBytes for Chain<'_, S> {
             Some(v) => Some(v),
             None => self.load_slow::<N>(off),
         }
+    }
+
+    #[inline(always)]
+    fn head(&self) -> &[u8] {
+        self.head
     }
 
     fn for_each_piece(&self, len: usize, mut f: impl FnMut(&[u8])) {

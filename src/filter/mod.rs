@@ -43,19 +43,29 @@ use crate::packet::{Chain, PacketBytes, Segments};
 #[derive(Clone, Debug)]
 pub struct Program {
     ops: Vec<Op>,
+    arms: Vec<decode::Arm>,
     len: usize,
+    /// How far constant-offset loads reach, when that is within the head
+    /// the interpreter can serve without bounds checks.
+    head_reach: Option<usize>,
 }
 
 impl Program {
     /// Validates `insns` by FreeBSD's rules and pre-decodes them.
     pub fn new(insns: &[BpfInsn]) -> Result<Program, ValidateError> {
         validate(insns)?;
-        Ok(Program { ops: decode::decode(insns), len: insns.len() })
+        Ok(Self::from_decoded(decode::decode(insns), insns.len()))
+    }
+
+    fn from_decoded((ops, arms): (Vec<Op>, Vec<decode::Arm>), len: usize) -> Program {
+        let reach = decode::abs_reach(&ops);
+        let head_reach = usize::try_from(reach).ok().filter(|&r| r <= exec::HEAD);
+        Program { ops, arms, len, head_reach }
     }
 
     /// A program that accepts every packet whole (what no filter means).
     pub fn accept_all() -> Program {
-        Program { ops: decode::decode(&[]), len: 0 }
+        Self::from_decoded(decode::decode(&[]), 0)
     }
 
     /// Instructions in the original program.
@@ -72,24 +82,35 @@ impl Program {
     /// snap-length filter), and the `k`.
     pub fn single_return(&self) -> Option<u32> {
         match self.ops.as_slice() {
-            [Op::RetK(k)] if self.len == 1 => Some(*k),
+            [Op::RetK { k }] if self.len == 1 => Some(*k),
             _ => None,
         }
     }
 
     /// Runs over a contiguous packet of `pkt.len()` bytes whose length on the
     /// wire was `wirelen`. Returns 0 to reject, else the bytes to keep.
+    #[inline]
     pub fn run(&self, pkt: &[u8], wirelen: u32) -> u32 {
-        exec::run(&self.ops, pkt, wirelen)
+        self.run_on(pkt, wirelen)
     }
 
     /// Runs over a packet given as segments (an mbuf chain's shape).
     pub fn run_segments<S: Segments + ?Sized>(&self, segs: &S, wirelen: u32) -> u32 {
-        exec::run(&self.ops, &Chain::new(segs), wirelen)
+        self.run_on(&Chain::new(segs), wirelen)
     }
 
-    /// Runs over any packet representation.
+    /// Runs over any packet representation. When the packet's first
+    /// segment covers every constant-offset load of the program (the bounds
+    /// fact computed at validation), those loads run without checks.
+    #[inline]
     pub fn run_on<P: PacketBytes + ?Sized>(&self, pkt: &P, wirelen: u32) -> u32 {
-        exec::run(&self.ops, pkt, wirelen)
+        if let [Op::RetK { k }] = self.ops.as_slice() {
+            return *k;
+        }
+        let head = pkt.head();
+        match (self.head_reach, head.first_chunk::<{ exec::WINDOW }>()) {
+            (Some(_), Some(h)) => exec::run(&self.ops, &self.arms, pkt, &exec::Head(h), wirelen),
+            _ => exec::run(&self.ops, &self.arms, pkt, &exec::Checked(pkt), wirelen),
+        }
     }
 }

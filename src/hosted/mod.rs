@@ -12,6 +12,7 @@
 //! | `pcap` | capture files |
 //! | `libpcap` | the real libpcap's compiler and interpreter |
 
+pub mod capi;
 pub mod consumer;
 pub mod libpcap;
 pub mod net;
