@@ -59,7 +59,7 @@ impl<P: Platform> Bpf<P> {
         if st.timer == TimerState::Waiting {
             d.notes().stop_timer();
         }
-        let timed_out = st.timer == TimerState::TimedOut;
+        let mut timed_out = st.timer == TimerState::TimedOut;
         st.timer = TimerState::Idle;
         while st.bufs.hold_busy() {
             let (g, how) = d.state.sleep(st, 0, true);
@@ -76,6 +76,16 @@ impl<P: Platform> Bpf<P> {
             };
             if s.hold.is_some() {
                 break;
+            }
+            if s.hold_busy {
+                // Another reader is copying the held buffer out (so there
+                // is no free buffer to rotate into): wait until it is done.
+                let (g, how) = d.state.sleep(st, 0, true);
+                st = g;
+                if let Sleep::Interrupted(e) = how {
+                    return Err(e);
+                }
+                continue;
             }
             if s.slen != 0 && (immediate || nonblock || timed_out) {
                 s.rotate();
@@ -100,8 +110,11 @@ impl<P: Platform> Bpf<P> {
                     if s.slen == 0 {
                         return Ok(0);
                     }
-                    s.rotate();
-                    break;
+                    if s.rotate() {
+                        break;
+                    }
+                    // Another reader holds the buffer: rotate after it.
+                    timed_out = true;
                 }
                 Sleep::Woken => {}
             }

@@ -31,7 +31,7 @@ pub use zbuf::HEADER_LEN as ZBUF_HEADER_LEN;
 
 use crate::abi::{Errno, Result, XbpfD, BPF_DEFAULTBUFSIZE, BPF_MAXBUFSIZE, BPF_MAXINSNS};
 use crate::platform::epoch::EpochCell;
-use crate::platform::{GlobalLock, Notes, Platform};
+use crate::platform::{DescLock, GlobalLock, Notes, Platform};
 use crate::tap::{ActiveTaps, Registry};
 
 /// The tunables FreeBSD exposes as `net.bpf.*` sysctls.
@@ -146,6 +146,9 @@ impl<P: Platform> Bpf<P> {
     /// reference (the caller's) is dropped, after the epoch.
     pub fn close(&self, d: Arc<Descriptor<P>>) {
         d.stop_timer();
+        // bpf_dtor drops the owner (funsetown) first: closing an
+        // asynchronous descriptor sends no signal.
+        d.state.lock().async_io = false;
         self.detach(&d);
         d.wakeup_all();
         d.notes().drain();

@@ -71,8 +71,11 @@ fn str_arg<'a>(p: *const c_char) -> Option<&'a str> {
 }
 
 /// open(2) of the bpf device; `flags` are Linux's.
+///
+/// # Safety
+/// `path` is ignored (there is one device); any value is accepted.
 #[no_mangle]
-pub extern "C" fn zsim_open(_path: *const c_char, flags: c_int) -> c_int {
+pub unsafe extern "C" fn zsim_open(_path: *const c_char, flags: c_int) -> c_int {
     let mut fbsd = flags & libc::O_ACCMODE;
     if flags & libc::O_NONBLOCK != 0 {
         fbsd |= crate::abi::O_NONBLOCK;
@@ -83,7 +86,7 @@ pub extern "C" fn zsim_open(_path: *const c_char, flags: c_int) -> c_int {
 /// ioctl(2) with FreeBSD's command numbers and structures.
 #[no_mangle]
 pub extern "C" fn zsim_ioctl(fd: c_int, cmd: c_ulong, arg: *mut c_void) -> c_int {
-    done(sim().ioctl(fd, cmd as u64, arg))
+    done(sim().ioctl(fd, cmd, arg))
 }
 
 /// read(2).
@@ -152,8 +155,15 @@ fn to_linux_events(ev: PollEvents, asked: libc::c_short) -> libc::c_short {
 }
 
 /// poll(2) over simulated descriptors, with Linux's `struct pollfd`.
+///
+/// # Safety
+/// `fds` must point to `nfds` valid entries, as for poll(2).
 #[no_mangle]
-pub extern "C" fn zsim_poll(fds: *mut libc::pollfd, nfds: libc::nfds_t, timeout: c_int) -> c_int {
+pub unsafe extern "C" fn zsim_poll(
+    fds: *mut libc::pollfd,
+    nfds: libc::nfds_t,
+    timeout: c_int,
+) -> c_int {
     if fds.is_null() && nfds != 0 {
         return fail(Errno::EFAULT);
     }
@@ -183,8 +193,11 @@ fn find(name: *const c_char) -> Option<Arc<SimIface>> {
 }
 
 /// Adds an Ethernet interface named `name`; 0, or -1 (EINVAL).
+///
+/// # Safety
+/// `name` must be NUL-terminated (or null).
 #[no_mangle]
-pub extern "C" fn zsim_iface_add(name: *const c_char) -> c_int {
+pub unsafe extern "C" fn zsim_iface_add(name: *const c_char) -> c_int {
     let Some(name) = str_arg(name).filter(|n| !n.is_empty() && n.len() < 16) else {
         return fail(Errno::EINVAL);
     };
@@ -196,8 +209,11 @@ pub extern "C" fn zsim_iface_add(name: *const c_char) -> c_int {
 }
 
 /// Connects two interfaces back to back (epair).
+///
+/// # Safety
+/// The names must be NUL-terminated (or null).
 #[no_mangle]
-pub extern "C" fn zsim_iface_pair(a: *const c_char, b: *const c_char) -> c_int {
+pub unsafe extern "C" fn zsim_iface_pair(a: *const c_char, b: *const c_char) -> c_int {
     match (find(a), find(b)) {
         (Some(a), Some(b)) => {
             SimIface::pair(&a, &b);
@@ -208,8 +224,11 @@ pub extern "C" fn zsim_iface_pair(a: *const c_char, b: *const c_char) -> c_int {
 }
 
 /// The interface departs.
+///
+/// # Safety
+/// `name` must be NUL-terminated (or null).
 #[no_mangle]
-pub extern "C" fn zsim_iface_remove(name: *const c_char) -> c_int {
+pub unsafe extern "C" fn zsim_iface_remove(name: *const c_char) -> c_int {
     match str_arg(name) {
         Some(n) if find(name).is_some() => {
             sim().remove_iface(n);
@@ -220,8 +239,12 @@ pub extern "C" fn zsim_iface_remove(name: *const c_char) -> c_int {
 }
 
 /// The interface receives (`inbound` != 0) or sends a frame.
+///
+/// # Safety
+/// `name` must be NUL-terminated (or null); `frame` must hold `len`
+/// readable bytes.
 #[no_mangle]
-pub extern "C" fn zsim_inject(
+pub unsafe extern "C" fn zsim_inject(
     name: *const c_char,
     frame: *const c_void,
     len: usize,
@@ -246,8 +269,11 @@ pub extern "C" fn zsim_inject(
 }
 
 /// Frames descriptors have written on an interface so far.
+///
+/// # Safety
+/// `name` must be NUL-terminated (or null).
 #[no_mangle]
-pub extern "C" fn zsim_iface_sent(name: *const c_char) -> c_int {
+pub unsafe extern "C" fn zsim_iface_sent(name: *const c_char) -> c_int {
     find(name).map_or_else(|| fail(Errno::ENXIO), |i| i.wire().len() as c_int)
 }
 
@@ -263,8 +289,11 @@ fn knob(name: *const c_char) -> Option<Knob> {
 }
 
 /// Reads a `net.bpf` knob by its last name component ("zerocopy_enable").
+///
+/// # Safety
+/// `name` must be NUL-terminated (or null); `value` must be writable.
 #[no_mangle]
-pub extern "C" fn zsim_sysctl_get(name: *const c_char, value: *mut c_int) -> c_int {
+pub unsafe extern "C" fn zsim_sysctl_get(name: *const c_char, value: *mut c_int) -> c_int {
     let Some(k) = knob(name) else { return fail(Errno::ENOENT) };
     if value.is_null() {
         return fail(Errno::EFAULT);
@@ -275,8 +304,11 @@ pub extern "C" fn zsim_sysctl_get(name: *const c_char, value: *mut c_int) -> c_i
 }
 
 /// Sets a `net.bpf` knob.
+///
+/// # Safety
+/// `name` must be NUL-terminated (or null).
 #[no_mangle]
-pub extern "C" fn zsim_sysctl_set(name: *const c_char, value: c_int) -> c_int {
+pub unsafe extern "C" fn zsim_sysctl_set(name: *const c_char, value: c_int) -> c_int {
     let Some(k) = knob(name) else { return fail(Errno::ENOENT) };
     done(sim().bpf().config.set(k, value))
 }

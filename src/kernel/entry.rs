@@ -99,8 +99,12 @@ pub extern "C" fn zbpf_rs_choose_replace(
     }
 }
 
+/// # Safety
+/// Called by the C side only, with the pointers its contract in
+/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
+/// objects, buffers of the stated sizes).
 #[no_mangle]
-pub extern "C" fn zbpf_rs_open(fflags: c_int, cookie: *mut *mut c_void) -> c_int {
+pub unsafe extern "C" fn zbpf_rs_open(fflags: c_int, cookie: *mut *mut c_void) -> c_int {
     let Some(dev) = device() else { return Errno::ENXIO.0 };
     let pid = crate::platform::UserCtx::pid(&KUser);
     match dev.open(fflags & FREAD != 0, pid) {
@@ -114,8 +118,12 @@ pub extern "C" fn zbpf_rs_open(fflags: c_int, cookie: *mut *mut c_void) -> c_int
     }
 }
 
+/// # Safety
+/// Called by the C side only, with the pointers its contract in
+/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
+/// objects, buffers of the stated sizes).
 #[no_mangle]
-pub extern "C" fn zbpf_rs_close(cookie: *mut c_void) {
+pub unsafe extern "C" fn zbpf_rs_close(cookie: *mut c_void) {
     let Some(dev) = device() else { return };
     // SAFETY: the cdevpriv destructor passes the cookie from zbpf_rs_open,
     // once.
@@ -123,8 +131,16 @@ pub extern "C" fn zbpf_rs_close(cookie: *mut c_void) {
     dev.close(d);
 }
 
+/// # Safety
+/// Called by the C side only, with the pointers its contract in
+/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
+/// objects, buffers of the stated sizes).
 #[no_mangle]
-pub extern "C" fn zbpf_rs_read(cookie: *mut c_void, uio: *mut ffi::uio, ioflag: c_int) -> c_int {
+pub unsafe extern "C" fn zbpf_rs_read(
+    cookie: *mut c_void,
+    uio: *mut ffi::uio,
+    ioflag: c_int,
+) -> c_int {
     let Some(dev) = device() else { return Errno::ENXIO.0 };
     // SAFETY: C passes the cookie of an open descriptor.
     let d = unsafe { desc(cookie) };
@@ -132,8 +148,16 @@ pub extern "C" fn zbpf_rs_read(cookie: *mut c_void, uio: *mut ffi::uio, ioflag: 
     errno(dev.read(d, &mut KUio(uio), ioflag & O_NONBLOCK != 0, pid).map(|_| ()))
 }
 
+/// # Safety
+/// Called by the C side only, with the pointers its contract in
+/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
+/// objects, buffers of the stated sizes).
 #[no_mangle]
-pub extern "C" fn zbpf_rs_write(cookie: *mut c_void, uio: *mut ffi::uio, _ioflag: c_int) -> c_int {
+pub unsafe extern "C" fn zbpf_rs_write(
+    cookie: *mut c_void,
+    uio: *mut ffi::uio,
+    _ioflag: c_int,
+) -> c_int {
     let Some(dev) = device() else { return Errno::ENXIO.0 };
     // SAFETY: C passes the cookie of an open descriptor.
     let d = unsafe { desc(cookie) };
@@ -141,8 +165,12 @@ pub extern "C" fn zbpf_rs_write(cookie: *mut c_void, uio: *mut ffi::uio, _ioflag
     errno(dev.write(d, &mut KUio(uio), pid).map(|_| ()))
 }
 
+/// # Safety
+/// Called by the C side only, with the pointers its contract in
+/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
+/// objects, buffers of the stated sizes).
 #[no_mangle]
-pub extern "C" fn zbpf_rs_ioctl(
+pub unsafe extern "C" fn zbpf_rs_ioctl(
     cookie: *mut c_void,
     cmd: c_ulong,
     data: *mut u8,
@@ -161,11 +189,19 @@ pub extern "C" fn zbpf_rs_ioctl(
     // SAFETY: the cookie is the Arc pointer from zbpf_rs_open, alive until
     // zbpf_rs_close, which cannot run during this call.
     let d = ManuallyDrop::new(unsafe { Arc::from_raw(cookie.cast_const().cast::<Desc>()) });
-    errno(dev.ioctl(&d, cmd as u64, buf, &mut KUser))
+    errno(dev.ioctl(&d, cmd, buf, &mut KUser))
 }
 
+/// # Safety
+/// Called by the C side only, with the pointers its contract in
+/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
+/// objects, buffers of the stated sizes).
 #[no_mangle]
-pub extern "C" fn zbpf_rs_poll(cookie: *mut c_void, events: c_int, td: *mut ffi::thread) -> c_int {
+pub unsafe extern "C" fn zbpf_rs_poll(
+    cookie: *mut c_void,
+    events: c_int,
+    td: *mut ffi::thread,
+) -> c_int {
     let ev = PollEvents::from_bits_truncate(events);
     let (Some(dev), false) = (device(), cookie.is_null()) else {
         // No descriptor: report what FreeBSD reports for a detached one.
@@ -177,8 +213,12 @@ pub extern "C" fn zbpf_rs_poll(cookie: *mut c_void, events: c_int, td: *mut ffi:
     dev.poll(d, ev, pid, || d.notes().record(td)).bits()
 }
 
+/// # Safety
+/// Called by the C side only, with the pointers its contract in
+/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
+/// objects, buffers of the stated sizes).
 #[no_mangle]
-pub extern "C" fn zbpf_rs_kqfilter(cookie: *mut c_void, kn: *mut ffi::knote) -> c_int {
+pub unsafe extern "C" fn zbpf_rs_kqfilter(cookie: *mut c_void, kn: *mut ffi::knote) -> c_int {
     let Some(dev) = device() else { return Errno::ENXIO.0 };
     // SAFETY: C passes the cookie of an open descriptor.
     let d = unsafe { desc(cookie) };
@@ -197,8 +237,16 @@ pub extern "C" fn zbpf_rs_kqfilter(cookie: *mut c_void, kn: *mut ffi::knote) -> 
     }
 }
 
+/// # Safety
+/// Called by the C side only, with the pointers its contract in
+/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
+/// objects, buffers of the stated sizes).
 #[no_mangle]
-pub extern "C" fn zbpf_rs_kq_event(cookie: *mut c_void, filter: c_int, data: *mut i64) -> c_int {
+pub unsafe extern "C" fn zbpf_rs_kq_event(
+    cookie: *mut c_void,
+    filter: c_int,
+    data: *mut i64,
+) -> c_int {
     let Some(dev) = device() else { return 0 };
     // SAFETY: the notes are drained before the descriptor goes away.
     let d = unsafe { desc(cookie) };
@@ -217,16 +265,24 @@ pub extern "C" fn zbpf_rs_kq_event(cookie: *mut c_void, filter: c_int, data: *mu
     }
 }
 
+/// # Safety
+/// Called by the C side only, with the pointers its contract in
+/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
+/// objects, buffers of the stated sizes).
 #[no_mangle]
-pub extern "C" fn zbpf_rs_timer(cookie: *mut c_void, token: u64) {
+pub unsafe extern "C" fn zbpf_rs_timer(cookie: *mut c_void, token: u64) {
     let Some(dev) = device() else { return };
     // SAFETY: the callout is drained before the descriptor goes away.
     let d = unsafe { desc(cookie) };
     dev.timer_fired(d, token);
 }
 
+/// # Safety
+/// Called by the C side only, with the pointers its contract in
+/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
+/// objects, buffers of the stated sizes).
 #[no_mangle]
-pub extern "C" fn zbpf_rs_tap(
+pub unsafe extern "C" fn zbpf_rs_tap(
     _cookie: *mut c_void,
     ifp: *mut ffi::ifnet,
     m: *mut ffi::mbuf,
@@ -264,8 +320,12 @@ pub extern "C" fn zbpf_rs_tap(
     dev.tap(&section, ifp as usize, dlt::DLT_EN10MB, &pkt);
 }
 
+/// # Safety
+/// Called by the C side only, with the pointers its contract in
+/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
+/// objects, buffers of the stated sizes).
 #[no_mangle]
-pub extern "C" fn zbpf_rs_ifnet_departure(ifp: *mut ffi::ifnet) {
+pub unsafe extern "C" fn zbpf_rs_ifnet_departure(ifp: *mut ffi::ifnet) {
     let Some(dev) = device() else { return };
     // A rename is announced as a departure and an arrival: ignore it.
     // SAFETY: the event handler runs with the departing ifnet still valid.
@@ -299,8 +359,12 @@ pub extern "C" fn zbpf_rs_sysctl_set(knob: c_int, value: c_int) -> c_int {
     errno(dev.config.set(k, value))
 }
 
+/// # Safety
+/// Called by the C side only, with the pointers its contract in
+/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
+/// objects, buffers of the stated sizes).
 #[no_mangle]
-pub extern "C" fn zbpf_rs_stats(buf: *mut u8, len: usize, needed: *mut usize) -> c_int {
+pub unsafe extern "C" fn zbpf_rs_stats(buf: *mut u8, len: usize, needed: *mut usize) -> c_int {
     let Some(dev) = device() else { return Errno::ENXIO.0 };
     let records: Vec<XbpfD> = dev.stats();
     let want = records.len() * XbpfD::SIZE;
@@ -320,8 +384,12 @@ pub extern "C" fn zbpf_rs_stats(buf: *mut u8, len: usize, needed: *mut usize) ->
     0
 }
 
+/// # Safety
+/// Called by the C side only, with the pointers its contract in
+/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
+/// objects, buffers of the stated sizes).
 #[no_mangle]
-pub extern "C" fn zbpf_rs_stats_write(buf: *const u8, len: usize) -> c_int {
+pub unsafe extern "C" fn zbpf_rs_stats_write(buf: *const u8, len: usize) -> c_int {
     let Some(dev) = device() else { return Errno::ENXIO.0 };
     if buf.is_null() {
         return Errno::EINVAL.0;

@@ -207,6 +207,9 @@ impl<P: Platform> Bpf<P> {
                 tap.iface.set_tapped(true);
             }
         }
+        // bpf_attachd ends with bpf_wakeup ("trigger EVFILT_WRITE events"):
+        // writers waiting for the attachment, pollers, SIGIO.
+        d.wakeup_all();
     }
 
     /// Moves a writer-only descriptor to its tap's readers (bpf_upgraded).
