@@ -260,7 +260,9 @@ impl Table {
         self.add(states, Tweak::None, cmd, arg, expect, None);
     }
 
-    /// ... and then `then(then_arg)` gives `then_expect`.
+    /// ... and then `then(then_arg)` gives `then_expect`. (One row of the
+    /// table, spelled out: hence the arguments.)
+    #[allow(clippy::too_many_arguments)]
     fn row_then(
         &mut self,
         states: &[St],
@@ -626,7 +628,7 @@ fn table() -> Table {
             OK,
             c!(BIOCGBLEN),
             Out,
-            out32(blen as u32),
+            out32(blen),
         );
     }
     for z in [Z::NullA, Z::NullB, Z::ZeroLen, Z::OddLen, Z::Unaligned, Z::TooBig] {
@@ -875,9 +877,7 @@ fn build_arg(cmd: u64, arg: &Arg, env: &Env) -> ArgMem {
         Tv(s, u) => Timeval { tv_sec: *s, tv_usec: *u }.encode(&mut bytes),
         If(name) => ifreq(name).encode(&mut bytes),
         IfRaw(raw) => {
-            let mut ifr = IfReq::default();
-            ifr.ifr_name = *raw;
-            ifr.encode(&mut bytes);
+            IfReq { ifr_name: *raw, ..Default::default() }.encode(&mut bytes);
         }
         Prog(len, where_) => {
             let addr = match where_ {
