@@ -57,6 +57,11 @@ struct zbpf_bintime {
 void *zbpf_kpi_malloc(size_t size, size_t align, int may_sleep);
 void zbpf_kpi_free(void *ptr);
 
+/* Executable memory for compiled filters: malloc_exec(9) of size bytes
+ * (M_WAITOK), filled with code, freed with zbpf_kpi_exec_free. */
+void *zbpf_kpi_exec_alloc(const uint8_t *code, size_t size);
+void zbpf_kpi_exec_free(void *ptr);
+
 /* panic(9) with a message of len bytes. Does not return. */
 void zbpf_kpi_panic(const char *msg, size_t len);
 /* printf(9) of len bytes, prefixed "zbpf: ". */
@@ -248,6 +253,7 @@ void zbpf_rs_ifnet_departure(struct ifnet *ifp);
 #define ZBPF_SYSCTL_MAXINSNS 3
 #define ZBPF_SYSCTL_ZEROCOPY_ENABLE 4
 #define ZBPF_SYSCTL_OPTIMIZE_WRITERS 5
+#define ZBPF_SYSCTL_JIT_ENABLE 6
 int zbpf_rs_sysctl_get(int knob);
 int zbpf_rs_sysctl_set(int knob, int value);
 /* net.*.stats: fills buf (capacity len) with struct xbpf_d records, sets

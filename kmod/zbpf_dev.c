@@ -337,6 +337,10 @@ zbpf_sysctls_create(const char *node_name)
 	    "optimize_writers", CTLTYPE_INT | CTLFLAG_RW | CTLFLAG_MPSAFE, NULL,
 	    ZBPF_SYSCTL_OPTIMIZE_WRITERS, zbpf_sysctl_knob, "I",
 	    "New descriptors receive nothing until a filter is set");
+	SYSCTL_ADD_PROC(&zbpf_sysctl_ctx, children, OID_AUTO, "jit_enable",
+	    CTLTYPE_INT | CTLFLAG_RW | CTLFLAG_MPSAFE, NULL,
+	    ZBPF_SYSCTL_JIT_ENABLE, zbpf_sysctl_knob, "I",
+	    "Compile new filters to native code");
 	SYSCTL_ADD_PROC(&zbpf_sysctl_ctx, children, OID_AUTO, "stats",
 	    CTLTYPE_OPAQUE | CTLFLAG_RW | CTLFLAG_MPSAFE, NULL, 0,
 	    zbpf_sysctl_stats, "S,xbpf_d", "Descriptor statistics");

@@ -72,6 +72,22 @@ zbpf_kpi_free(void *ptr)
 	free(ptr, M_ZBPF);
 }
 
+void *
+zbpf_kpi_exec_alloc(const uint8_t *code, size_t size)
+{
+	void *p;
+
+	p = malloc_exec(size, M_ZBPF, M_WAITOK);
+	memcpy(p, code, size);
+	return (p);
+}
+
+void
+zbpf_kpi_exec_free(void *ptr)
+{
+	free(ptr, M_ZBPF);
+}
+
 void
 zbpf_kpi_panic(const char *msg, size_t len)
 {

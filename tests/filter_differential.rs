@@ -350,6 +350,8 @@ fn libpcap_and_zbpf_agree_on_every_packet() {
                 panic!("zbpf rejects libpcap's program for {expr:?} (DLT {dlt}): {e}");
             }
             let prog = Program::new(&insns).expect("validated");
+            let native = zbpf::hosted::native::native_program(&insns).expect("validated");
+            assert!(native.is_native(), "the JIT did not attach");
             filters += 1;
             let (mut accepted, mut rejected) = (0u32, 0u32);
             for (p, segs) in packets.iter().zip(&segs) {
@@ -376,11 +378,19 @@ fn libpcap_and_zbpf_agree_on_every_packet() {
                 if got != want {
                     report("contiguous", got);
                 }
+                let got = native.run(data, wirelen);
+                if got != want {
+                    report("native code", got);
+                }
                 for s in segs {
                     segmented += 1;
                     let got = prog.run_segments(&s[..], wirelen);
                     if got != want {
                         report("segmented", got);
+                    }
+                    let got = native.run_segments(&s[..], wirelen);
+                    if got != want {
+                        report("native code, segmented", got);
                     }
                 }
             }

@@ -58,21 +58,32 @@ fn check(case: &Case, failures: &mut Vec<String>) -> usize {
     let Ok(prog) = built else {
         return 0;
     };
-    let bytes = &case.packet[..case.buflen];
-    let got = prog.run(bytes, case.wirelen);
-    if got != case.expect {
-        failures.push(format!("{tag}: run returned {got:#x}, expected {:#x}", case.expect));
+    let mut programs = vec![("interpreter", prog)];
+    // The same program compiled to native code (x86-64, hosted builds).
+    #[cfg(all(feature = "hosted", target_arch = "x86_64"))]
+    {
+        let native = zbpf::hosted::native::native_program(&case.insns).expect("validated");
+        assert!(native.is_native(), "{tag}: the JIT did not attach");
+        programs.push(("native code", native));
     }
-    let mut runs = 1;
-    for segs in segmentations(bytes) {
-        let got = prog.run_segments(segs.as_slice(), case.wirelen);
+    let bytes = &case.packet[..case.buflen];
+    let mut runs = 0;
+    for (how, prog) in &programs {
+        let got = prog.run(bytes, case.wirelen);
         runs += 1;
         if got != case.expect {
-            let lens: Vec<usize> = segs.iter().map(|s| s.len()).collect();
-            failures.push(format!(
-                "{tag}: run_segments over lengths {lens:?} returned {got:#x}, expected {:#x}",
-                case.expect
-            ));
+            failures.push(format!("{tag}: {how} returned {got:#x}, expected {:#x}", case.expect));
+        }
+        for segs in segmentations(bytes) {
+            let got = prog.run_segments(segs.as_slice(), case.wirelen);
+            runs += 1;
+            if got != case.expect {
+                let lens: Vec<usize> = segs.iter().map(|s| s.len()).collect();
+                failures.push(format!(
+                    "{tag}: {how} over segments {lens:?} returned {got:#x}, expected {:#x}",
+                    case.expect
+                ));
+            }
         }
     }
     runs

@@ -168,10 +168,14 @@ proptest! {
         let Ok(prog) = Program::new(&insns) else {
             return Ok(());
         };
+        let native = zbpf::hosted::native::native_program(&insns).expect("validated");
+        prop_assert!(native.is_native());
         for (pkt, wirelen, cuts) in &packets {
             let whole = prog.run(pkt, *wirelen);
             let segs = segment(pkt, cuts);
             prop_assert_eq!(prog.run_segments(&segs[..], *wirelen), whole);
+            prop_assert_eq!(native.run(pkt, *wirelen), whole, "native code, program {:?}", insns);
+            prop_assert_eq!(native.run_segments(&segs[..], *wirelen), whole);
             let len = pkt.len() as u32;
             prop_assert_eq!(prog.run_segments(&segs[..], len), prog.run(pkt, len));
         }
@@ -334,10 +338,12 @@ proptest! {
         let insns = assemble(&init, &steps, ret_a);
         prop_assert!(validate(&insns).is_ok(), "{:?}", validate(&insns));
         let prog = Program::new(&insns).unwrap();
+        let native = zbpf::hosted::native::native_program(&insns).unwrap();
         for (pkt, wirelen, cuts) in &packets {
             let wirelen = wirelen.unwrap_or(pkt.len() as u32);
             let want = libpcap::bpf_filter(&insns, pkt, wirelen);
             prop_assert_eq!(prog.run(pkt, wirelen), want, "program {:?} packet {:?}", insns, pkt);
+            prop_assert_eq!(native.run(pkt, wirelen), want, "native: program {:?} packet {:?}", insns, pkt);
             let segs = segment(pkt, cuts);
             prop_assert_eq!(prog.run_segments(&segs[..], wirelen), want);
         }

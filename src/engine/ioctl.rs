@@ -363,7 +363,7 @@ impl<P: Platform> Bpf<P> {
             ctx.copy_in(prog.bf_insns, &mut raw).map_err(|_| Errno::EINVAL)?;
             let insns: Vec<BpfInsn> =
                 raw.chunks_exact(BpfInsn::SIZE).map(BpfInsn::decode).collect();
-            Some(Program::new(&insns).map_err(|_| Errno::EINVAL)?)
+            Some(self.program(&insns).map_err(|_| Errno::EINVAL)?)
         };
         let mut reg = self.registry.lock();
         if cmd == BIOCSETWF {

@@ -47,6 +47,8 @@ pub struct Config {
     pub zerocopy_enable: AtomicBool,
     /// Whether new descriptors start as writers only (`optimize_writers`).
     pub optimize_writers: AtomicBool,
+    /// Whether filters are compiled to native code (`jit_enable`).
+    pub jit_enable: AtomicBool,
 }
 
 /// A sysctl knob.
@@ -62,6 +64,8 @@ pub enum Knob {
     ZerocopyEnable,
     /// `optimize_writers`.
     OptimizeWriters,
+    /// `jit_enable`.
+    JitEnable,
 }
 
 impl Config {
@@ -74,6 +78,7 @@ impl Config {
             Knob::MaxInsns => self.maxinsns.load(r) as i32,
             Knob::ZerocopyEnable => i32::from(self.zerocopy_enable.load(r)),
             Knob::OptimizeWriters => i32::from(self.optimize_writers.load(r)),
+            Knob::JitEnable => i32::from(self.jit_enable.load(r)),
         }
     }
 
@@ -88,6 +93,7 @@ impl Config {
             Knob::MaxInsns => self.maxinsns.store(size()?, r),
             Knob::ZerocopyEnable => self.zerocopy_enable.store(value != 0, r),
             Knob::OptimizeWriters => self.optimize_writers.store(value != 0, r),
+            Knob::JitEnable => self.jit_enable.store(value != 0, r),
         }
         Ok(())
     }
@@ -101,6 +107,7 @@ impl Default for Config {
             maxinsns: AtomicU32::new(BPF_MAXINSNS),
             zerocopy_enable: AtomicBool::new(true),
             optimize_writers: AtomicBool::new(false),
+            jit_enable: AtomicBool::new(true),
         }
     }
 }
@@ -162,6 +169,23 @@ impl<P: Platform> Bpf<P> {
 
     pub(crate) fn token(&self) -> u64 {
         self.next_token.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A validated program, compiled to native code when `jit_enable` is on
+    /// and the platform can run it.
+    pub fn program(
+        &self,
+        insns: &[crate::abi::BpfInsn],
+    ) -> core::result::Result<crate::filter::Program, crate::filter::ValidateError> {
+        #[allow(unused_mut)]
+        let mut prog = crate::filter::Program::new(insns)?;
+        #[cfg(target_arch = "x86_64")]
+        if self.config.jit_enable.load(Ordering::Relaxed) {
+            if let Some(code) = self.platform.native_code(&crate::filter::jit::compile(insns)) {
+                prog.attach_native(code);
+            }
+        }
+        Ok(prog)
     }
 
     /// The `net.bpf.stats` records: per interface, writers-only first, then

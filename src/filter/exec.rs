@@ -94,6 +94,7 @@ impl AbsLoads for Head<'_> {
 
 /// Runs `ops` over `pkt`, with constant-offset loads served by `abs`.
 /// `wirelen` is what LD LEN reports.
+#[inline(always)]
 pub(crate) fn run<P: PacketBytes + ?Sized, A: AbsLoads>(
     ops: &[Op],
     arms: &[Arm],

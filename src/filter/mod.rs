@@ -29,8 +29,11 @@
 
 mod decode;
 mod exec;
+#[cfg(target_arch = "x86_64")]
+pub mod jit;
 mod validate;
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 pub use decode::Op;
@@ -39,8 +42,23 @@ pub use validate::{opcode_accepted, validate, Reason, ValidateError};
 use crate::abi::BpfInsn;
 use crate::packet::{Chain, PacketBytes, Segments};
 
+/// The entry point of a compiled program: `jit`'s calling convention.
+pub type NativeEntry = unsafe extern "sysv64" fn(*const u8, u64, u32, *mut u32) -> u64;
+
+/// A program compiled to native code ([`jit`]) and made executable by the
+/// platform, which keeps the code mapped for as long as the value lives.
+///
+/// # Safety
+/// `entry` must return the address of the machine code [`jit::compile`]
+/// produced for the instructions the program was built from, executable
+/// and unchanged for the lifetime of `self`.
+pub unsafe trait NativeCode: Send + Sync {
+    /// The compiled function.
+    fn entry(&self) -> NativeEntry;
+}
+
 /// A validated, pre-decoded program.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Program {
     ops: Vec<Op>,
     arms: Vec<decode::Arm>,
@@ -48,6 +66,21 @@ pub struct Program {
     /// How far constant-offset loads reach, when that is within the head
     /// the interpreter can serve without bounds checks.
     head_reach: Option<usize>,
+    /// Whether the program touches scratch memory.
+    uses_mem: bool,
+    /// The same program as native code, when the platform runs it: the
+    /// entry point, and the owner that keeps it mapped.
+    native: Option<(NativeEntry, Arc<dyn NativeCode>)>,
+}
+
+impl core::fmt::Debug for Program {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Program")
+            .field("ops", &self.ops)
+            .field("arms", &self.arms)
+            .field("native", &self.native.is_some())
+            .finish()
+    }
 }
 
 impl Program {
@@ -60,12 +93,26 @@ impl Program {
     fn from_decoded((ops, arms): (Vec<Op>, Vec<decode::Arm>), len: usize) -> Program {
         let reach = decode::abs_reach(&ops);
         let head_reach = usize::try_from(reach).ok().filter(|&r| r <= exec::HEAD);
-        Program { ops, arms, len, head_reach }
+        let uses_mem = ops.iter().any(|op| {
+            matches!(op, Op::LdMem { .. } | Op::LdxMem { .. } | Op::St { .. } | Op::Stx { .. })
+        });
+        Program { ops, arms, len, head_reach, uses_mem, native: None }
     }
 
     /// A program that accepts every packet whole (what no filter means).
     pub fn accept_all() -> Program {
         Self::from_decoded(decode::decode(&[]), 0)
+    }
+
+    /// Runs the program as `code` from now on: native code the platform
+    /// made executable from [`jit::compile`] of the same instructions.
+    pub fn attach_native(&mut self, code: Arc<dyn NativeCode>) {
+        self.native = Some((code.entry(), code));
+    }
+
+    /// Whether the program runs as native code.
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
     }
 
     /// Instructions in the original program.
@@ -106,6 +153,26 @@ impl Program {
     pub fn run_on<P: PacketBytes + ?Sized>(&self, pkt: &P, wirelen: u32) -> u32 {
         if let [Op::RetK { k }] = self.ops.as_slice() {
             return *k;
+        }
+        if let Some((entry, _owner)) = &self.native {
+            let head = pkt.head();
+            let call = |mem: *mut u32| {
+                // SAFETY: `entry` is the JIT's code for this very program,
+                // kept mapped by `_owner` (NativeCode's contract). For a
+                // program the validator accepted, that code reads only
+                // head[..head.len()] and, when the program uses scratch
+                // memory (then `mem` points to 16 live zeroed words),
+                // mem[..16]; it writes nothing else and returns.
+                unsafe { entry(head.as_ptr(), head.len() as u64, wirelen, mem) }
+            };
+            let r = if self.uses_mem {
+                call([0u32; crate::abi::BPF_MEMWORDS].as_mut_ptr())
+            } else {
+                call(core::ptr::null_mut())
+            };
+            if r & jit::FALLBACK == 0 {
+                return r as u32;
+            }
         }
         let head = pkt.head();
         match (self.head_reach, head.first_chunk::<{ exec::WINDOW }>()) {

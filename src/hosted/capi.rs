@@ -284,6 +284,7 @@ fn knob(name: *const c_char) -> Option<Knob> {
         "maxinsns" => Knob::MaxInsns,
         "zerocopy_enable" => Knob::ZerocopyEnable,
         "optimize_writers" => Knob::OptimizeWriters,
+        "jit_enable" => Knob::JitEnable,
         _ => return None,
     })
 }

@@ -15,6 +15,7 @@
 pub mod capi;
 pub mod consumer;
 pub mod libpcap;
+pub mod native;
 pub mod net;
 pub mod pcap;
 pub mod platform;

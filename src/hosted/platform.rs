@@ -423,6 +423,10 @@ impl Platform for HostedPlatform {
         self.services.net.find(name)
     }
 
+    fn native_code(&self, code: &[u8]) -> Option<Arc<dyn crate::filter::NativeCode>> {
+        super::native::HostedNative::map(code)
+    }
+
     fn iface_key(iface: &Arc<SimIface>) -> usize {
         Arc::as_ptr(iface) as usize
     }

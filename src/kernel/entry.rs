@@ -348,6 +348,7 @@ fn knob_of(knob: c_int) -> Option<Knob> {
         ffi::ZBPF_SYSCTL_MAXINSNS => Knob::MaxInsns,
         ffi::ZBPF_SYSCTL_ZEROCOPY_ENABLE => Knob::ZerocopyEnable,
         ffi::ZBPF_SYSCTL_OPTIMIZE_WRITERS => Knob::OptimizeWriters,
+        ffi::ZBPF_SYSCTL_JIT_ENABLE => Knob::JitEnable,
         _ => return None,
     })
 }

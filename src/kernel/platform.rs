@@ -523,6 +523,36 @@ impl WriteSource for KUio {
     }
 }
 
+/// A compiled filter in malloc_exec(9) memory.
+pub struct KNative {
+    entry: NonNull<c_void>,
+}
+
+// SAFETY: the code is immutable once copied and keeps no state.
+unsafe impl Send for KNative {}
+// SAFETY: as above: concurrent calls share only read-only code.
+unsafe impl Sync for KNative {}
+
+// SAFETY: `native_code` filled this memory with the JIT's code for the
+// program, and it is freed only when this value drops.
+unsafe impl crate::filter::NativeCode for KNative {
+    fn entry(&self) -> crate::filter::NativeEntry {
+        // SAFETY: the memory holds a function with the JIT's calling
+        // convention (filter::jit's contract).
+        unsafe {
+            core::mem::transmute::<*mut c_void, crate::filter::NativeEntry>(self.entry.as_ptr())
+        }
+    }
+}
+
+impl Drop for KNative {
+    fn drop(&mut self) {
+        // SAFETY: allocated by zbpf_kpi_exec_alloc and freed once; the
+        // program holding it is gone, so no call can be running.
+        unsafe { ffi::zbpf_kpi_exec_free(self.entry.as_ptr()) }
+    }
+}
+
 /// Proof of being inside the network epoch: the C wrappers enter it before
 /// calling `zbpf_rs_tap`.
 pub struct InNetEpoch(());
@@ -591,6 +621,14 @@ impl Platform for KernelPlatform {
         // SAFETY: `cname` is NUL-terminated.
         let ifp = NonNull::new(unsafe { ffi::zbpf_kpi_ifunit_ref(cname.as_ptr().cast()) })?;
         KIface::from_ref(ifp)
+    }
+
+    fn native_code(&self, code: &[u8]) -> Option<alloc::sync::Arc<dyn crate::filter::NativeCode>> {
+        // SAFETY: the shim copies `code.len()` bytes into fresh executable
+        // memory (M_WAITOK: never null).
+        let p = unsafe { ffi::zbpf_kpi_exec_alloc(code.as_ptr(), code.len()) };
+        let entry = NonNull::new(p)?;
+        Some(alloc::sync::Arc::new(KNative { entry }))
     }
 
     fn iface_key(iface: &KIface) -> usize {

@@ -281,6 +281,14 @@ pub trait Platform: Sized + Send + Sync + 'static {
     fn new_notes(&self) -> Result<Self::Notes>;
     /// Looks up an interface by name in the caller's network stack.
     fn find_iface(&self, name: &str) -> Option<Self::Iface>;
+    /// Makes machine code from [`jit::compile`](crate::filter::jit::compile)
+    /// executable, or `None` where the platform cannot (the engine then
+    /// interprets).
+    fn native_code(&self, code: &[u8]) -> Option<alloc::sync::Arc<dyn crate::filter::NativeCode>> {
+        let _ = code;
+        None
+    }
+
     /// What identifies an interface on the delivery path (in the kernel,
     /// the ifnet pointer): two handles name the same interface when their
     /// keys are equal.

@@ -1,6 +1,7 @@
 //! Fuzz target: validate arbitrary instructions, and run every program the
 //! validator accepts over the packet in the input, contiguous and split
-//! into segments: no panic, and both shapes give the same answer.
+//! into segments, interpreted and as native code: no panic, no crash, and
+//! every way gives the same answer.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -24,4 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let b = usize::from(cuts[1]).min(packet.len()).max(a);
     let segs: [&[u8]; 4] = [&packet[..a], &[], &packet[a..b], &packet[b..]];
     assert_eq!(whole, prog.run_segments(&segs[..], wirelen));
+    let native = zbpf::hosted::native::native_program(&insns).expect("validated above");
+    assert_eq!(whole, native.run(packet, wirelen));
+    assert_eq!(whole, native.run_segments(&segs[..], wirelen));
 });

@@ -1,0 +1,357 @@
+//! A compiler from classic BPF to x86-64 machine code, for programs the
+//! validator accepted.
+//!
+//! An interpreter spends most of its time dispatching; native code does not
+//! dispatch at all, and leaves the processor only the packet's own
+//! data-dependent branches. This module only produces bytes: making them
+//! executable and calling them belongs to the platform
+//! ([`NativeCode`](super::NativeCode)).
+//!
+//! The generated function follows the System V AMD64 convention:
+//!
+//! ```text
+//! u64 f(const u8 *head, u64 head_len, u32 wirelen, u32 *mem)
+//! ```
+//!
+//! It returns the filter's verdict in the low 32 bits, or [`FALLBACK`] when
+//! a load reaches past `head_len` bytes: the packet's head was too short
+//! (a segmented packet) or the load is out of range, and the interpreter,
+//! which sees the whole packet, decides. It reads only `head[0..head_len]`
+//! and `mem[0..16]` (16 zeroed words, or null for a program that never
+//! touches scratch memory), writes only `mem`, uses only integer
+//! instructions and caller-saved registers, and touches no stack.
+//!
+//! Registers: A is eax, X is r11d, r8 is scratch, rdi/rsi hold the head and
+//! its length, r9d the wire length, r10 the scratch memory. edx is free for
+//! division; ecx carries shift counts.
+
+use alloc::vec::Vec;
+
+use crate::abi::op::*;
+use crate::abi::BpfInsn;
+
+/// What the code returns when the interpreter must decide.
+pub const FALLBACK: u64 = 1 << 32;
+
+/// Jump targets to patch once every instruction has its offset.
+enum Target {
+    Insn(usize),
+    Fallback,
+    Reject,
+}
+
+struct Emitter {
+    code: Vec<u8>,
+    fixups: Vec<(usize, Target)>,
+    /// Constant-offset loads were bounds-checked once, in the prologue.
+    hoisted: bool,
+}
+
+impl Emitter {
+    fn bytes(&mut self, b: &[u8]) {
+        self.code.extend_from_slice(b);
+    }
+
+    fn imm32(&mut self, v: u32) {
+        self.code.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// An opcode followed by a rel32 to `to`.
+    fn jump(&mut self, opcode: &[u8], to: Target) {
+        self.bytes(opcode);
+        self.fixups.push((self.code.len(), to));
+        self.imm32(0);
+    }
+
+    fn jmp(&mut self, to: Target) {
+        self.jump(&[0xe9], to);
+    }
+
+    /// A = the big-endian value of `size` bytes at head + k: one load when
+    /// the prologue checked the bound, else a checked load.
+    fn load_abs(&mut self, k: u32, size: u8) {
+        if !self.hoisted {
+            self.bound_abs(k, size);
+            self.load_a(size);
+            return;
+        }
+        match size {
+            4 => self.bytes(&[0x8b, 0x87]),       // mov eax,[rdi+k]
+            2 => self.bytes(&[0x0f, 0xb7, 0x87]), // movzx eax,word[rdi+k]
+            _ => self.bytes(&[0x0f, 0xb6, 0x87]), // movzx eax,byte[rdi+k]
+        }
+        self.imm32(k);
+        match size {
+            4 => self.bytes(&[0x0f, 0xc8]),             // bswap eax
+            2 => self.bytes(&[0x66, 0xc1, 0xc0, 0x08]), // rol ax,8
+            _ => {}
+        }
+    }
+
+    /// X = 4 * (byte at head + k & 0xf).
+    fn load_msh(&mut self, k: u32) {
+        if self.hoisted {
+            self.bytes(&[0x44, 0x0f, 0xb6, 0x9f]); // movzx r11d,byte[rdi+k]
+            self.imm32(k);
+        } else {
+            self.bound_abs(k, 1);
+            self.bytes(&[0x46, 0x0f, 0xb6, 0x5c, 0x07, 0xff]); // movzx r11d,byte[rdi+r8-1]
+        }
+        self.bytes(&[0x41, 0x83, 0xe3, 0x0f, 0x41, 0xc1, 0xe3, 0x02]); // and r11d,0xf; shl r11d,2
+    }
+
+    /// r8 = k + size, then fall back if it passes the head's end.
+    fn bound_abs(&mut self, k: u32, size: u8) {
+        self.bytes(&[0x41, 0xb8]); // mov r8d, k
+        self.imm32(k);
+        self.bound_tail(size);
+    }
+
+    /// r8 = X + k + size, then fall back if it passes the head's end.
+    fn bound_ind(&mut self, k: u32, size: u8) {
+        self.bytes(&[0x41, 0xb8]); // mov r8d, k
+        self.imm32(k);
+        self.bytes(&[0x4d, 0x01, 0xd8]); // add r8, r11
+        self.bound_tail(size);
+    }
+
+    fn bound_tail(&mut self, size: u8) {
+        self.bytes(&[0x49, 0x83, 0xc0, size]); // add r8, size
+        self.bytes(&[0x49, 0x39, 0xf0]); // cmp r8, rsi
+        self.jump(&[0x0f, 0x87], Target::Fallback); // ja fallback
+    }
+
+    /// A = the big-endian value of `size` bytes ending at head + r8.
+    fn load_a(&mut self, size: u8) {
+        match size {
+            4 => self.bytes(&[0x42, 0x8b, 0x44, 0x07, 0xfc, 0x0f, 0xc8]), // mov eax,[rdi+r8-4]; bswap eax
+            2 => self.bytes(&[0x42, 0x0f, 0xb7, 0x44, 0x07, 0xfe, 0x66, 0xc1, 0xc0, 0x08]), // movzx eax,word[rdi+r8-2]; rol ax,8
+            _ => self.bytes(&[0x42, 0x0f, 0xb6, 0x44, 0x07, 0xff]), // movzx eax,byte[rdi+r8-1]
+        }
+    }
+
+    /// A conditional jump after a compare: to `t` when `cc` holds, else `f`.
+    fn branch(&mut self, cc: u8, t: usize, f: usize, next: usize) {
+        if t == f {
+            if t != next {
+                self.jmp(Target::Insn(t));
+            }
+            return;
+        }
+        if t == next {
+            // Jump on the opposite condition (x86 condition codes pair up).
+            self.jump(&[0x0f, 0x80 | (cc ^ 1)], Target::Insn(f));
+        } else {
+            self.jump(&[0x0f, 0x80 | cc], Target::Insn(t));
+            if f != next {
+                self.jmp(Target::Insn(f));
+            }
+        }
+    }
+}
+
+/// x86 condition codes.
+const CC_E: u8 = 0x4;
+const CC_NE: u8 = 0x5;
+const CC_A: u8 = 0x7;
+const CC_AE: u8 = 0x3;
+
+/// How far the program's constant-offset loads reach (`off + size`).
+fn abs_reach(insns: &[BpfInsn]) -> u64 {
+    insns
+        .iter()
+        .filter_map(|i| {
+            let size = match (class(i.code), mode(i.code), size(i.code)) {
+                (BPF_LD, BPF_ABS, BPF_W) => 4,
+                (BPF_LD, BPF_ABS, BPF_H) => 2,
+                (BPF_LD, BPF_ABS, _) | (BPF_LDX, BPF_MSH, _) => 1,
+                _ => return None,
+            };
+            Some(u64::from(i.k) + size)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Largest reach checked once in the prologue: offsets stay within a
+/// 32-bit displacement, and no real head is longer.
+const HOIST_LIMIT: u64 = 0xffff;
+
+/// Compiles a program the validator accepted. An empty program accepts
+/// every packet whole.
+pub fn compile(insns: &[BpfInsn]) -> Vec<u8> {
+    let reach = abs_reach(insns);
+    let mut e = Emitter { code: Vec::new(), fixups: Vec::new(), hoisted: reach <= HOIST_LIMIT };
+    // Prologue: r9d = wirelen, r10 = mem, A = X = 0.
+    e.bytes(&[0x41, 0x89, 0xd1, 0x49, 0x89, 0xca, 0x31, 0xc0, 0x45, 0x31, 0xdb]);
+    if e.hoisted && reach > 0 {
+        // The bounds fact: one check covers every constant-offset load; a
+        // shorter head goes to the interpreter.
+        e.bytes(&[0x48, 0x81, 0xfe]); // cmp rsi,reach
+        e.imm32(reach as u32);
+        e.jump(&[0x0f, 0x82], Target::Fallback); // jb fallback
+    }
+    if insns.is_empty() {
+        e.bytes(&[0xb8]);
+        e.imm32(u32::MAX);
+        e.bytes(&[0xc3]);
+        return e.code;
+    }
+    let mut offsets = Vec::with_capacity(insns.len());
+    for (i, insn) in insns.iter().enumerate() {
+        offsets.push(e.code.len());
+        let k = insn.k;
+        let next = i + 1;
+        // Scratch slots are 4-byte words; the validator checked k < 16.
+        let slot = ((k & 0xf) * 4) as u8;
+        let code = insn.code;
+        match class(code) {
+            BPF_LD => match mode(code) {
+                BPF_ABS | BPF_IND => {
+                    let size = match size(code) {
+                        BPF_W => 4,
+                        BPF_H => 2,
+                        _ => 1,
+                    };
+                    if mode(code) == BPF_ABS {
+                        e.load_abs(k, size);
+                    } else {
+                        e.bound_ind(k, size);
+                        e.load_a(size);
+                    }
+                }
+                BPF_MEM => e.bytes(&[0x41, 0x8b, 0x42, slot]), // mov eax,[r10+slot]
+                BPF_LEN => e.bytes(&[0x44, 0x89, 0xc8]),       // mov eax,r9d
+                _ => {
+                    e.bytes(&[0xb8]); // mov eax,k
+                    e.imm32(k);
+                }
+            },
+            BPF_LDX => match mode(code) {
+                BPF_MEM => e.bytes(&[0x45, 0x8b, 0x5a, slot]), // mov r11d,[r10+slot]
+                BPF_LEN => e.bytes(&[0x45, 0x89, 0xcb]),       // mov r11d,r9d
+                BPF_MSH => e.load_msh(k),
+                _ => {
+                    e.bytes(&[0x41, 0xbb]); // mov r11d,k
+                    e.imm32(k);
+                }
+            },
+            BPF_ST => e.bytes(&[0x41, 0x89, 0x42, slot]), // mov [r10+slot],eax
+            BPF_STX => e.bytes(&[0x45, 0x89, 0x5a, slot]), // mov [r10+slot],r11d
+            BPF_ALU => alu(&mut e, code, k),
+            BPF_JMP => {
+                let t = next + usize::from(insn.jt);
+                let f = next + usize::from(insn.jf);
+                if op(code) == BPF_JA {
+                    let to = next.saturating_add(k as usize);
+                    if to != next {
+                        e.jmp(Target::Insn(to));
+                    }
+                    continue;
+                }
+                let x = src(code) == BPF_X;
+                let cc = match op(code) {
+                    BPF_JEQ => CC_E,
+                    BPF_JGT => CC_A,
+                    BPF_JGE => CC_AE,
+                    _ => CC_NE, // JSET: test, jump if not zero
+                };
+                match (op(code), x) {
+                    (BPF_JSET, false) => {
+                        e.bytes(&[0xa9]); // test eax,k
+                        e.imm32(k);
+                    }
+                    (BPF_JSET, true) => e.bytes(&[0x44, 0x85, 0xd8]), // test eax,r11d
+                    (_, false) => {
+                        e.bytes(&[0x3d]); // cmp eax,k
+                        e.imm32(k);
+                    }
+                    (_, true) => e.bytes(&[0x44, 0x39, 0xd8]), // cmp eax,r11d
+                }
+                e.branch(cc, t, f, next);
+            }
+            BPF_RET => {
+                if rval(code) != BPF_A {
+                    e.bytes(&[0xb8]); // mov eax,k
+                    e.imm32(k);
+                }
+                e.bytes(&[0xc3]); // ret (A is in eax, upper half zero)
+            }
+            _ => {
+                if miscop(code) == BPF_TXA {
+                    e.bytes(&[0x44, 0x89, 0xd8]); // mov eax,r11d
+                } else {
+                    e.bytes(&[0x41, 0x89, 0xc3]); // mov r11d,eax
+                }
+            }
+        }
+    }
+    // Out-of-line exits.
+    let fallback = e.code.len();
+    e.bytes(&[0xb8, 0x01, 0x00, 0x00, 0x00, 0x48, 0xc1, 0xe0, 0x20, 0xc3]); // mov eax,1; shl rax,32; ret
+    let reject = e.code.len();
+    e.bytes(&[0x31, 0xc0, 0xc3]); // xor eax,eax; ret
+    for (at, to) in core::mem::take(&mut e.fixups) {
+        let dest = match to {
+            Target::Insn(i) => offsets.get(i).copied().unwrap_or(reject),
+            Target::Fallback => fallback,
+            Target::Reject => reject,
+        };
+        let rel = (dest as i64 - (at as i64 + 4)) as i32;
+        if let Some(slot) = e.code.get_mut(at..at + 4) {
+            slot.copy_from_slice(&rel.to_le_bytes());
+        }
+    }
+    e.code
+}
+
+/// A = A op operand (k, or X for BPF_X).
+fn alu(e: &mut Emitter, code: u16, k: u32) {
+    let x = src(code) == BPF_X;
+    match (op(code), x) {
+        (BPF_NEG, _) => e.bytes(&[0xf7, 0xd8]), // neg eax
+        (BPF_ADD, false) => imm(e, 0x05, k),
+        (BPF_SUB, false) => imm(e, 0x2d, k),
+        (BPF_AND, false) => imm(e, 0x25, k),
+        (BPF_OR, false) => imm(e, 0x0d, k),
+        (BPF_XOR, false) => imm(e, 0x35, k),
+        (BPF_MUL, false) => {
+            e.bytes(&[0x69, 0xc0]); // imul eax,eax,k
+            e.imm32(k);
+        }
+        (BPF_LSH, false) => e.bytes(&[0xc1, 0xe0, (k & 31) as u8]), // shl eax,k
+        (BPF_RSH, false) => e.bytes(&[0xc1, 0xe8, (k & 31) as u8]), // shr eax,k
+        (BPF_DIV | BPF_MOD, false) => {
+            // The validator rejected k == 0. xor edx,edx; mov r8d,k; div r8d
+            e.bytes(&[0x31, 0xd2, 0x41, 0xb8]);
+            e.imm32(k);
+            e.bytes(&[0x41, 0xf7, 0xf0]);
+            if op(code) == BPF_MOD {
+                e.bytes(&[0x89, 0xd0]); // mov eax,edx
+            }
+        }
+        (BPF_ADD, true) => e.bytes(&[0x44, 0x01, 0xd8]),
+        (BPF_SUB, true) => e.bytes(&[0x44, 0x29, 0xd8]),
+        (BPF_AND, true) => e.bytes(&[0x44, 0x21, 0xd8]),
+        (BPF_OR, true) => e.bytes(&[0x44, 0x09, 0xd8]),
+        (BPF_XOR, true) => e.bytes(&[0x44, 0x31, 0xd8]),
+        (BPF_MUL, true) => e.bytes(&[0x41, 0x0f, 0xaf, 0xc3]), // imul eax,r11d
+        (BPF_LSH, true) => e.bytes(&[0x44, 0x89, 0xd9, 0xd3, 0xe0]), // mov ecx,r11d; shl eax,cl
+        (BPF_RSH, true) => e.bytes(&[0x44, 0x89, 0xd9, 0xd3, 0xe8]), // mov ecx,r11d; shr eax,cl
+        (_, true) => {
+            // DIV or MOD by X: X == 0 rejects.
+            e.bytes(&[0x45, 0x85, 0xdb]); // test r11d,r11d
+            e.jump(&[0x0f, 0x84], Target::Reject); // jz reject
+            e.bytes(&[0x31, 0xd2, 0x41, 0xf7, 0xf3]); // xor edx,edx; div r11d
+            if op(code) == BPF_MOD {
+                e.bytes(&[0x89, 0xd0]); // mov eax,edx
+            }
+        }
+        _ => {}
+    }
+}
+
+fn imm(e: &mut Emitter, opcode: u8, k: u32) {
+    e.bytes(&[opcode]);
+    e.imm32(k);
+}
