@@ -302,6 +302,9 @@ pub struct Services {
     next_id: AtomicU64,
     start: Instant,
     boot: Bintime,
+    /// Uptime in nanoseconds as of the last clock tick: what getbinuptime
+    /// reads, kept by the tick thread.
+    ticked: AtomicU64,
 }
 
 /// The hosted platform: a handle on the shared services.
@@ -316,18 +319,26 @@ impl HostedPlatform {
     pub fn new(net: Arc<SimNet>) -> Self {
         let start = Instant::now();
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        HostedPlatform {
-            services: Arc::new(Services {
-                net,
-                epoch: Epoch::default(),
-                poll: PollHub::default(),
-                signals: SignalLog::default(),
-                timers: Timers::default(),
-                next_id: AtomicU64::new(1),
-                start,
-                boot: Bintime::from_nanos(wall.as_secs() as i64, wall.subsec_nanos()),
-            }),
-        }
+        let services = Arc::new(Services {
+            net,
+            epoch: Epoch::default(),
+            poll: PollHub::default(),
+            signals: SignalLog::default(),
+            timers: Timers::default(),
+            next_id: AtomicU64::new(1),
+            start,
+            boot: Bintime::from_nanos(wall.as_secs() as i64, wall.subsec_nanos()),
+            ticked: AtomicU64::new(0),
+        });
+        // The hardclock: advances the tick-precision clock every tick, for
+        // as long as the machine exists.
+        let weak = Arc::downgrade(&services);
+        let _ = std::thread::Builder::new().name("zbpf-hardclock".into()).spawn(move || loop {
+            std::thread::sleep(tick_duration(1));
+            let Some(s) = weak.upgrade() else { return };
+            s.ticked.store(s.start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        });
+        HostedPlatform { services }
     }
 }
 
@@ -393,10 +404,9 @@ impl Platform for HostedPlatform {
     }
 
     fn uptime_fast(&self) -> Bintime {
-        // Tick precision, as getbinuptime gives.
-        let e = self.services.start.elapsed();
-        let tick = 1_000_000_000 / HZ;
-        to_bintime(Duration::new(e.as_secs(), e.subsec_nanos() / tick * tick))
+        // Tick precision, without reading the clock, as getbinuptime does.
+        let ns = self.services.ticked.load(Ordering::Relaxed);
+        Bintime::from_nanos((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as u32)
     }
 
     fn boottime(&self) -> Bintime {
