@@ -17,6 +17,11 @@ use super::record::{self, Stamp};
 pub trait Buffer {
     /// Writes `data` at byte `off` of the record area.
     fn write(&mut self, off: usize, data: &[u8]);
+    /// Writes a fixed-size block at `off` (the caller checked it fits): one
+    /// copy of a known length, which compiles to a few moves.
+    fn write_block<const N: usize>(&mut self, off: usize, block: &[u8; N]) {
+        self.write(off, block);
+    }
     /// Writes the first `len` bytes of `pkt` at byte `off`.
     fn write_packet<B: PacketBytes + ?Sized>(&mut self, off: usize, pkt: &B, len: usize);
     /// Whether the kernel may append to this buffer (ZBUF: not handed to the
@@ -52,6 +57,9 @@ pub enum Caught {
     /// No room and no free buffer: counted as a drop.
     Dropped,
 }
+
+/// The padding before a record (at most 7 bytes) plus its header.
+const BLOCK: usize = 7 + record::MAX_HDRLEN;
 
 /// Two buffers in three slots.
 pub struct Slots<B> {
@@ -178,12 +186,22 @@ impl<B: Buffer> Slots<B> {
             curlen = 0;
         }
         let caplen = totlen - hdrlen;
-        // Padding after the previous record: never leave old bytes there.
-        let pad = [0u8; 8];
-        self.store.write(self.slen, pad.get(..curlen - self.slen).unwrap_or(&pad));
         let datalen = u32::try_from(pktlen).unwrap_or(u32::MAX);
         let header = record::header(stamp, caplen as u32, datalen, hdrlen);
-        self.store.write(curlen, header.get(..hdrlen).unwrap_or(&header));
+        // The padding after the previous record (never old bytes) and the
+        // header, in one block. Past `curlen + hdrlen` the block holds
+        // zeros, which the packet's bytes then overwrite or which stay as
+        // padding.
+        let gap = curlen - self.slen;
+        let mut block = [0u8; BLOCK];
+        if let Some(at) = block.get_mut(gap..gap + record::MAX_HDRLEN) {
+            at.copy_from_slice(&header);
+        }
+        if self.slen + BLOCK <= self.bufsize {
+            self.store.write_block(self.slen, &block);
+        } else {
+            self.store.write(self.slen, block.get(..gap + hdrlen).unwrap_or(&block));
+        }
         self.store.write_packet(curlen + hdrlen, pkt, caplen);
         self.slen = curlen + totlen;
         Caught::Stored { wakeup }

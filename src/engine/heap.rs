@@ -33,6 +33,12 @@ impl Buffer for HeapBuf {
         }
     }
 
+    fn write_block<const N: usize>(&mut self, off: usize, block: &[u8; N]) {
+        if let Some(dst) = self.bytes.get_mut(off..off.saturating_add(N)) {
+            dst.copy_from_slice(block);
+        }
+    }
+
     fn write_packet<B: PacketBytes + ?Sized>(&mut self, off: usize, pkt: &B, len: usize) {
         let Some(mut dst) = self.bytes.get_mut(off..off.saturating_add(len)) else { return };
         pkt.for_each_piece(len, |piece| {

@@ -1,7 +1,9 @@
 //! The record header written before each captured packet, and the one
 //! timestamp a packet gets.
 
-use crate::abi::{bpf_hdrlen, BpfHdr, BpfTs, BpfXhdr, Timeval, Tstamp, TstampFlags, TstampFormat};
+use core::mem::offset_of;
+
+use crate::abi::{bpf_hdrlen, BpfHdr, BpfTs, BpfXhdr, Tstamp, TstampFlags, TstampFormat};
 use crate::platform::{Bintime, Platform};
 
 /// How good a timestamp a descriptor needs, in FreeBSD's order.
@@ -87,44 +89,40 @@ pub fn hdrlen(link_hdrlen: u32) -> usize {
     bpf_hdrlen(link_hdrlen as usize)
 }
 
+// On amd64 `bpf_hdr` and `bpf_xhdr` share one layout; only the meaning of
+// the second timestamp word differs. The header is written by offsets.
+static_assertions::const_assert_eq!(offset_of!(BpfHdr, bh_caplen), offset_of!(BpfXhdr, bh_caplen));
+static_assertions::const_assert_eq!(offset_of!(BpfHdr, bh_datalen), offset_of!(BpfXhdr, bh_datalen));
+static_assertions::const_assert_eq!(offset_of!(BpfHdr, bh_hdrlen), offset_of!(BpfXhdr, bh_hdrlen));
+const SEC: usize = offset_of!(BpfTs, bt_sec);
+const FRAC: usize = offset_of!(BpfTs, bt_frac);
+const CAPLEN: usize = offset_of!(BpfHdr, bh_caplen);
+const DATALEN: usize = offset_of!(BpfHdr, bh_datalen);
+const HDRLEN: usize = offset_of!(BpfHdr, bh_hdrlen);
+
 /// Builds the `hdrlen` bytes that precede the packet data: the 32-byte
 /// `bpf_hdr` or `bpf_xhdr` image, zero-padded (the gap between byte 26 and
 /// `hdrlen` is zero). Returns the image; its first `hdrlen` bytes are used.
 pub fn header(stamp: &Stamp, caplen: u32, datalen: u32, hdrlen: usize) -> [u8; MAX_HDRLEN] {
     let mut out = [0u8; MAX_HDRLEN];
     let t = stamp.tstamp;
-    let (sec, frac) = if t.format() == TstampFormat::None {
-        (0, 0)
-    } else {
+    if t.format() != TstampFormat::None {
         let bt = if t.flags().contains(TstampFlags::MONOTONIC) {
             stamp.uptime
         } else {
             stamp.uptime + stamp.boottime
         };
-        match t.format() {
-            TstampFormat::Micro => (bt.sec, bt.usec()),
-            TstampFormat::Nano => (bt.sec, bt.nsec()),
-            _ => (bt.sec, bt.frac),
-        }
-    };
-    let hdrlen16 = hdrlen as u16;
-    if t.extended_header() {
-        let h = BpfXhdr {
-            bh_tstamp: BpfTs { bt_sec: sec, bt_frac: frac },
-            bh_caplen: caplen,
-            bh_datalen: datalen,
-            bh_hdrlen: hdrlen16,
+        let frac = match t.format() {
+            TstampFormat::Micro => bt.usec(),
+            TstampFormat::Nano => bt.nsec(),
+            _ => bt.frac,
         };
-        h.encode(&mut out);
-    } else {
-        let h = BpfHdr {
-            bh_tstamp: Timeval { tv_sec: sec, tv_usec: frac as i64 },
-            bh_caplen: caplen,
-            bh_datalen: datalen,
-            bh_hdrlen: hdrlen16,
-        };
-        h.encode(&mut out);
+        out[SEC..SEC + 8].copy_from_slice(&bt.sec.to_ne_bytes());
+        out[FRAC..FRAC + 8].copy_from_slice(&frac.to_ne_bytes());
     }
+    out[CAPLEN..CAPLEN + 4].copy_from_slice(&caplen.to_ne_bytes());
+    out[DATALEN..DATALEN + 4].copy_from_slice(&datalen.to_ne_bytes());
+    out[HDRLEN..HDRLEN + 2].copy_from_slice(&(hdrlen as u16).to_ne_bytes());
     out
 }
 

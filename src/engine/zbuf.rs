@@ -112,9 +112,31 @@ fn write_page(page: NonNull<u8>, in_page: usize, data: &[u8]) {
     unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), page.as_ptr().add(in_page), data.len()) }
 }
 
+/// Copies a fixed-size block into a held page at `in_page`.
+fn write_block_in_page<const N: usize>(page: NonNull<u8>, in_page: usize, block: &[u8; N]) {
+    if in_page + N > PAGE_SIZE {
+        return;
+    }
+    // SAFETY: as in `write_page`: the page maps PAGE_SIZE held bytes and
+    // `in_page + N <= PAGE_SIZE` was just checked; the source is kernel
+    // memory; the kernel never reads these bytes back.
+    unsafe { core::ptr::copy_nonoverlapping(block.as_ptr(), page.as_ptr().add(in_page), N) }
+}
+
 impl<Pg: HeldPages> Buffer for ZeroBuf<Pg> {
     fn write(&mut self, off: usize, data: &[u8]) {
         self.copy_in_pages(HEADER_LEN + off, data);
+    }
+
+    fn write_block<const N: usize>(&mut self, off: usize, block: &[u8; N]) {
+        let off = HEADER_LEN + off;
+        let in_page = off % PAGE_SIZE;
+        match self.pages.page(off / PAGE_SIZE) {
+            Some(page) if in_page + N <= PAGE_SIZE && off + N <= self.size => {
+                write_block_in_page(page, in_page, block)
+            }
+            _ => self.copy_in_pages(off, block),
+        }
     }
 
     fn write_packet<B: PacketBytes + ?Sized>(&mut self, off: usize, pkt: &B, len: usize) {

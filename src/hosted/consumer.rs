@@ -111,6 +111,34 @@ impl std::fmt::Display for WalkError {
 
 impl std::error::Error for WalkError {}
 
+/// The fields of a record header, read at their offsets (`bpf_hdr` and
+/// `bpf_xhdr` share one layout on amd64).
+struct RecordHeader {
+    bh_tstamp: BpfTs,
+    bh_caplen: u32,
+    bh_datalen: u32,
+    bh_hdrlen: u16,
+}
+
+impl RecordHeader {
+    /// Reads a header from at least `SIZEOF_BPF_HDR` bytes.
+    fn read(b: &[u8]) -> RecordHeader {
+        use core::mem::offset_of;
+        let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+        let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]));
+        let hdrlen = offset_of!(BpfXhdr, bh_hdrlen);
+        RecordHeader {
+            bh_tstamp: BpfTs {
+                bt_sec: u64_at(offset_of!(BpfTs, bt_sec)) as i64,
+                bt_frac: u64_at(offset_of!(BpfTs, bt_frac)),
+            },
+            bh_caplen: u32_at(offset_of!(BpfXhdr, bh_caplen)),
+            bh_datalen: u32_at(offset_of!(BpfXhdr, bh_datalen)),
+            bh_hdrlen: u16::from_ne_bytes([b[hdrlen], b[hdrlen + 1]]),
+        }
+    }
+}
+
 /// Walks the records of one buffer (`bh_*` headers, BPF_WORDALIGN steps).
 pub fn walk_records(
     buf: &[u8],
@@ -123,7 +151,7 @@ pub fn walk_records(
         if rest.len() < SIZEOF_BPF_HDR {
             return Err(WalkError { offset: off });
         }
-        let h = BpfXhdr::decode(rest);
+        let h = RecordHeader::read(rest);
         let hdrlen = usize::from(h.bh_hdrlen);
         let caplen = h.bh_caplen as usize;
         let Some(data) = rest.get(hdrlen..hdrlen.saturating_add(caplen)) else {
