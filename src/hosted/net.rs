@@ -7,7 +7,7 @@
 //! passed to a peer, if the interface is one end of a pair (like epair(4)).
 
 use std::prelude::rust_2021::*;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::abi::{dlt, Errno, Result};
@@ -64,7 +64,9 @@ pub struct SimIface {
     hook: Mutex<Option<Hook>>,
     me: Weak<SimIface>,
     rng: AtomicU64,
-    segmentation: Mutex<Segmentation>,
+    /// The most segments a frame is cut into (1: contiguous); read per
+    /// packet, so an atomic rather than a lock.
+    max_segments: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -106,7 +108,7 @@ impl SimIface {
             hook: Mutex::new(None),
             me: me.clone(),
             rng: AtomicU64::new(seed | 1),
-            segmentation: Mutex::new(Segmentation::Random(6)),
+            max_segments: AtomicUsize::new(6),
         })
     }
 
@@ -153,15 +155,20 @@ impl SimIface {
 
     /// Chooses how frames are segmented.
     pub fn set_segmentation(&self, s: Segmentation) {
-        *lock(&self.segmentation) = s;
+        let max = match s {
+            Segmentation::Contiguous => 1,
+            Segmentation::Random(n) => n.clamp(1, 8),
+        };
+        self.max_segments.store(max, Ordering::Relaxed);
     }
 
     /// Cuts `frame` into segments (at most 8) for one delivery.
     pub fn segment<'a>(&self, frame: &'a [u8], out: &mut [&'a [u8]; 8]) -> usize {
-        let max = match *lock(&self.segmentation) {
-            Segmentation::Contiguous => 1,
-            Segmentation::Random(n) => n.clamp(1, 8),
-        };
+        let max = self.max_segments.load(Ordering::Relaxed);
+        if max <= 1 {
+            out[0] = frame;
+            return 1;
+        }
         let mut x = self.rng.load(Ordering::Relaxed);
         let mut next = || {
             x ^= x << 13;
