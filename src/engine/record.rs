@@ -3,6 +3,8 @@
 
 use core::mem::offset_of;
 
+use static_assertions::const_assert_eq;
+
 use crate::abi::{bpf_hdrlen, BpfHdr, BpfTs, BpfXhdr, Tstamp, TstampFlags, TstampFormat};
 use crate::platform::{Bintime, Platform};
 
@@ -91,9 +93,9 @@ pub fn hdrlen(link_hdrlen: u32) -> usize {
 
 // On amd64 `bpf_hdr` and `bpf_xhdr` share one layout; only the meaning of
 // the second timestamp word differs. The header is written by offsets.
-static_assertions::const_assert_eq!(offset_of!(BpfHdr, bh_caplen), offset_of!(BpfXhdr, bh_caplen));
-static_assertions::const_assert_eq!(offset_of!(BpfHdr, bh_datalen), offset_of!(BpfXhdr, bh_datalen));
-static_assertions::const_assert_eq!(offset_of!(BpfHdr, bh_hdrlen), offset_of!(BpfXhdr, bh_hdrlen));
+const_assert_eq!(offset_of!(BpfHdr, bh_caplen), offset_of!(BpfXhdr, bh_caplen));
+const_assert_eq!(offset_of!(BpfHdr, bh_datalen), offset_of!(BpfXhdr, bh_datalen));
+const_assert_eq!(offset_of!(BpfHdr, bh_hdrlen), offset_of!(BpfXhdr, bh_hdrlen));
 const SEC: usize = offset_of!(BpfTs, bt_sec);
 const FRAC: usize = offset_of!(BpfTs, bt_frac);
 const CAPLEN: usize = offset_of!(BpfHdr, bh_caplen);
