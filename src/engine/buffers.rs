@@ -187,15 +187,14 @@ impl<B: Buffer> Slots<B> {
         }
         let caplen = totlen - hdrlen;
         let datalen = u32::try_from(pktlen).unwrap_or(u32::MAX);
-        let header = record::header(stamp, caplen as u32, datalen, hdrlen);
         // The padding after the previous record (never old bytes) and the
         // header, in one block. Past `curlen + hdrlen` the block holds
         // zeros, which the packet's bytes then overwrite or which stay as
         // padding.
         let gap = curlen - self.slen;
         let mut block = [0u8; BLOCK];
-        if let Some(at) = block.get_mut(gap..gap + record::MAX_HDRLEN) {
-            at.copy_from_slice(&header);
+        if let Some(at) = block.get_mut(gap..) {
+            record::write_header(at, stamp, caplen as u32, datalen, hdrlen);
         }
         if self.slen + BLOCK <= self.bufsize {
             self.store.write_block(self.slen, &block);

@@ -35,15 +35,20 @@ impl Quality {
 /// The timestamp of one packet, read from the clock at most once per
 /// quality and shared by every descriptor that accepts the packet.
 pub struct PacketTime {
-    hw: Option<Bintime>,
-    taken: Option<(Quality, Bintime)>,
+    /// The best quality read so far (`None`: no clock read yet; a hardware
+    /// stamp counts as the best).
+    quality: Quality,
+    uptime: Bintime,
     boot: Option<Bintime>,
 }
 
 impl PacketTime {
     /// A packet with an optional hardware or driver timestamp (uptime).
     pub fn new(hw: Option<Bintime>) -> Self {
-        PacketTime { hw, taken: None, boot: None }
+        match hw {
+            Some(uptime) => PacketTime { quality: Quality::Normal, uptime, boot: None },
+            None => PacketTime { quality: Quality::None, uptime: Bintime::default(), boot: None },
+        }
     }
 
     /// The boot time, read once per packet.
@@ -53,22 +58,17 @@ impl PacketTime {
 
     /// The packet's uptime for a descriptor wanting `quality`: the hardware
     /// stamp if there is one, else a clock read of at least that quality,
-    /// taken the first time it is needed.
+    /// taken the first time it is needed (none for BPF_T_NONE).
+    #[inline]
     pub fn get<P: Platform>(&mut self, platform: &P, quality: Quality) -> Bintime {
-        if let Some(hw) = self.hw {
-            return hw;
+        if quality > self.quality {
+            self.uptime = match quality {
+                Quality::Normal => platform.uptime(),
+                _ => platform.uptime_fast(),
+            };
+            self.quality = quality;
         }
-        match self.taken {
-            Some((q, t)) if q >= quality => t,
-            _ => {
-                let t = match quality {
-                    Quality::Normal => platform.uptime(),
-                    _ => platform.uptime_fast(),
-                };
-                self.taken = Some((quality, t));
-                t
-            }
-        }
+        self.uptime
     }
 }
 
@@ -102,30 +102,35 @@ const CAPLEN: usize = offset_of!(BpfHdr, bh_caplen);
 const DATALEN: usize = offset_of!(BpfHdr, bh_datalen);
 const HDRLEN: usize = offset_of!(BpfHdr, bh_hdrlen);
 
-/// Builds the `hdrlen` bytes that precede the packet data: the 32-byte
-/// `bpf_hdr` or `bpf_xhdr` image, zero-padded (the gap between byte 26 and
-/// `hdrlen` is zero). Returns the image; its first `hdrlen` bytes are used.
-pub fn header(stamp: &Stamp, caplen: u32, datalen: u32, hdrlen: usize) -> [u8; MAX_HDRLEN] {
-    let mut out = [0u8; MAX_HDRLEN];
+/// Writes a record header into `out`, the zeroed bytes that will precede
+/// the packet data: the `bpf_hdr` or `bpf_xhdr` fields by offset, leaving
+/// the gap between byte 26 and `hdrlen` zero. Fields that do not fit in
+/// `out` are left out (callers pass at least [`MAX_HDRLEN`] bytes).
+pub fn write_header(out: &mut [u8], stamp: &Stamp, caplen: u32, datalen: u32, hdrlen: usize) {
+    let mut put = |at: usize, bytes: &[u8]| {
+        if let Some(dst) = out.get_mut(at..at + bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+    };
     let t = stamp.tstamp;
-    if t.format() != TstampFormat::None {
+    let format = t.format();
+    if format != TstampFormat::None {
         let bt = if t.flags().contains(TstampFlags::MONOTONIC) {
             stamp.uptime
         } else {
             stamp.uptime + stamp.boottime
         };
-        let frac = match t.format() {
+        let frac = match format {
             TstampFormat::Micro => bt.usec(),
             TstampFormat::Nano => bt.nsec(),
             _ => bt.frac,
         };
-        out[SEC..SEC + 8].copy_from_slice(&bt.sec.to_ne_bytes());
-        out[FRAC..FRAC + 8].copy_from_slice(&frac.to_ne_bytes());
+        put(SEC, &bt.sec.to_ne_bytes());
+        put(FRAC, &frac.to_ne_bytes());
     }
-    out[CAPLEN..CAPLEN + 4].copy_from_slice(&caplen.to_ne_bytes());
-    out[DATALEN..DATALEN + 4].copy_from_slice(&datalen.to_ne_bytes());
-    out[HDRLEN..HDRLEN + 2].copy_from_slice(&(hdrlen as u16).to_ne_bytes());
-    out
+    put(CAPLEN, &caplen.to_ne_bytes());
+    put(DATALEN, &datalen.to_ne_bytes());
+    put(HDRLEN, &(hdrlen as u16).to_ne_bytes());
 }
 
 #[cfg(test)]
@@ -139,6 +144,12 @@ mod tests {
         assert_eq!(hdrlen(0), 32);
         assert_eq!(hdrlen(7), 33);
         assert!((0..64).all(|l| hdrlen(l) <= MAX_HDRLEN));
+    }
+
+    fn header(stamp: &Stamp, caplen: u32, datalen: u32, hdrlen: usize) -> [u8; MAX_HDRLEN] {
+        let mut out = [0u8; MAX_HDRLEN];
+        write_header(&mut out, stamp, caplen, datalen, hdrlen);
+        out
     }
 
     #[test]

@@ -26,9 +26,10 @@
 //! division; ecx carries shift counts.
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::abi::op::*;
-use crate::abi::BpfInsn;
+use crate::abi::{BpfInsn, PAGE_SIZE};
 
 /// What the code returns when the interpreter must decide.
 pub const FALLBACK: u64 = 1 << 32;
@@ -177,9 +178,42 @@ fn abs_reach(insns: &[BpfInsn]) -> u64 {
 /// 32-bit displacement, and no real head is longer.
 const HOIST_LIMIT: u64 = 0xffff;
 
+/// Machine code for one program: `code[entry..]` is the function;
+/// the bytes before it are `int3` padding.
+pub struct Compiled {
+    /// The bytes to make executable.
+    pub code: Vec<u8>,
+    /// Where in `code` the function starts (a multiple of 64).
+    pub entry: usize,
+}
+
+/// Programs compiled so far, to stagger where each one starts.
+static PLACED: AtomicUsize = AtomicUsize::new(0);
+
 /// Compiles a program the validator accepted. An empty program accepts
 /// every packet whole.
-pub fn compile(insns: &[BpfInsn]) -> Vec<u8> {
+///
+/// Executable memory comes in pages, so every program would start at the
+/// same page offset, in the same L1 instruction-cache sets: with dozens of
+/// descriptors on one interface their filters evicted each other. Each
+/// program therefore starts at its own cache line of the page, one after
+/// the other, and still fits in the page when it is shorter than one.
+pub fn compile(insns: &[BpfInsn]) -> Compiled {
+    let body = compile_body(insns);
+    let lines = body.len().div_ceil(CACHE_LINE);
+    let starts = (PAGE_SIZE / CACHE_LINE).saturating_sub(lines) + 1;
+    let n = PLACED.fetch_add(1, Ordering::Relaxed);
+    let entry = n.wrapping_mul(lines) % starts * CACHE_LINE;
+    let mut code = Vec::with_capacity(entry + body.len());
+    code.resize(entry, INT3);
+    code.extend_from_slice(&body);
+    Compiled { code, entry }
+}
+
+const CACHE_LINE: usize = 64;
+const INT3: u8 = 0xcc;
+
+fn compile_body(insns: &[BpfInsn]) -> Vec<u8> {
     let reach = abs_reach(insns);
     let mut e = Emitter { code: Vec::new(), fixups: Vec::new(), hoisted: reach <= HOIST_LIMIT };
     // Prologue: r9d = wirelen, r10 = mem, A = X = 0.
@@ -354,4 +388,49 @@ fn alu(e: &mut Emitter, code: u16, k: u32) {
 fn imm(e: &mut Emitter, opcode: u8, k: u32) {
     e.bytes(&[opcode]);
     e.imm32(k);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placements(insns: &[BpfInsn], count: usize) -> (Vec<u8>, Vec<usize>) {
+        let body = compile_body(insns);
+        let mut entries = Vec::new();
+        for _ in 0..count {
+            let c = compile(insns);
+            assert_eq!(c.entry % CACHE_LINE, 0);
+            assert!(c.code[..c.entry].iter().all(|&b| b == INT3));
+            assert_eq!(c.code[c.entry..], body[..]);
+            entries.push(c.entry);
+        }
+        (body, entries)
+    }
+
+    #[test]
+    fn programs_start_on_different_cache_lines_within_one_page() {
+        let insns = [
+            BpfInsn::stmt(BPF_LD | BPF_H | BPF_ABS, 12),
+            BpfInsn::jump(BPF_JMP | BPF_JEQ | BPF_K, 0x800, 0, 1),
+            BpfInsn::stmt(BPF_RET | BPF_K, 96),
+            BpfInsn::stmt(BPF_RET | BPF_K, 0),
+        ];
+        let (body, entries) = placements(&insns, 128);
+        assert!(entries.iter().all(|&e| e + body.len() <= PAGE_SIZE));
+        let mut lines: Vec<usize> = entries.iter().map(|e| e / CACHE_LINE).collect();
+        lines.sort_unstable();
+        lines.dedup();
+        // Other tests compile concurrently and take turns of the counter,
+        // but 128 programs still spread over most of the page's 64 lines.
+        assert!(lines.len() >= 32, "only {} distinct start lines", lines.len());
+    }
+
+    #[test]
+    fn a_program_longer_than_a_page_starts_at_its_beginning() {
+        let mut insns = vec![BpfInsn::stmt(BPF_LD | BPF_W | BPF_ABS, 0); 1200];
+        insns.push(BpfInsn::stmt(BPF_RET | BPF_A, 0));
+        let (body, entries) = placements(&insns, 4);
+        assert!(body.len() > PAGE_SIZE);
+        assert!(entries.iter().all(|&e| e == 0));
+    }
 }

@@ -49,9 +49,9 @@ pub type NativeEntry = unsafe extern "sysv64" fn(*const u8, u64, u32, *mut u32) 
 /// platform, which keeps the code mapped for as long as the value lives.
 ///
 /// # Safety
-/// `entry` must return the address of the machine code [`jit::compile`]
-/// produced for the instructions the program was built from, executable
-/// and unchanged for the lifetime of `self`.
+/// `entry` must return the address of the function [`jit::compile`]
+/// produced for the instructions the program was built from (its
+/// `code[entry..]`), executable and unchanged for the lifetime of `self`.
 pub unsafe trait NativeCode: Send + Sync {
     /// The compiled function.
     fn entry(&self) -> NativeEntry;
@@ -68,6 +68,8 @@ pub struct Program {
     head_reach: Option<usize>,
     /// Whether the program touches scratch memory.
     uses_mem: bool,
+    /// The answer, when the program is a single `ret #k`.
+    constant: Option<u32>,
     /// The same program as native code, when the platform runs it: the
     /// entry point, and the owner that keeps it mapped.
     native: Option<(NativeEntry, Arc<dyn NativeCode>)>,
@@ -96,7 +98,11 @@ impl Program {
         let uses_mem = ops.iter().any(|op| {
             matches!(op, Op::LdMem { .. } | Op::LdxMem { .. } | Op::St { .. } | Op::Stx { .. })
         });
-        Program { ops, arms, len, head_reach, uses_mem, native: None }
+        let constant = match ops.as_slice() {
+            [Op::RetK { k }] => Some(*k),
+            _ => None,
+        };
+        Program { ops, arms, len, head_reach, uses_mem, constant, native: None }
     }
 
     /// A program that accepts every packet whole (what no filter means).
@@ -149,10 +155,13 @@ impl Program {
     /// Runs over any packet representation. When the packet's first
     /// segment covers every constant-offset load of the program (the bounds
     /// fact computed at validation), those loads run without checks.
+    ///
+    /// The common cases (a constant answer, native code) are kept small
+    /// enough to inline into the delivery loop; the interpreter is a call.
     #[inline]
     pub fn run_on<P: PacketBytes + ?Sized>(&self, pkt: &P, wirelen: u32) -> u32 {
-        if let [Op::RetK { k }] = self.ops.as_slice() {
-            return *k;
+        if let Some(k) = self.constant {
+            return k;
         }
         if let Some((entry, _owner)) = &self.native {
             let head = pkt.head();
@@ -174,6 +183,13 @@ impl Program {
                 return r as u32;
             }
         }
+        self.interpret(pkt, wirelen)
+    }
+
+    /// The interpreter, for programs without native code and for packets
+    /// whose head is too short for it.
+    #[inline(never)]
+    fn interpret<P: PacketBytes + ?Sized>(&self, pkt: &P, wirelen: u32) -> u32 {
         let head = pkt.head();
         match (self.head_reach, head.first_chunk::<{ exec::WINDOW }>()) {
             (Some(_), Some(h)) => exec::run(&self.ops, &self.arms, pkt, &exec::Head(h), wirelen),

@@ -121,11 +121,16 @@ struct RecordHeader {
 }
 
 impl RecordHeader {
-    /// Reads a header from at least `SIZEOF_BPF_HDR` bytes.
+    /// Reads a header from the first `SIZEOF_BPF_HDR` bytes of `b` (the
+    /// caller checked there are that many; missing bytes read as zero).
     fn read(b: &[u8]) -> RecordHeader {
         use core::mem::offset_of;
-        let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
-        let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]));
+        let mut h = [0u8; SIZEOF_BPF_HDR];
+        if let Some(src) = b.first_chunk::<SIZEOF_BPF_HDR>() {
+            h = *src;
+        }
+        let u64_at = |o: usize| u64::from_ne_bytes(*h[o..].first_chunk::<8>().unwrap_or(&[0; 8]));
+        let u32_at = |o: usize| u32::from_ne_bytes(*h[o..].first_chunk::<4>().unwrap_or(&[0; 4]));
         let hdrlen = offset_of!(BpfXhdr, bh_hdrlen);
         RecordHeader {
             bh_tstamp: BpfTs {
@@ -134,7 +139,7 @@ impl RecordHeader {
             },
             bh_caplen: u32_at(offset_of!(BpfXhdr, bh_caplen)),
             bh_datalen: u32_at(offset_of!(BpfXhdr, bh_datalen)),
-            bh_hdrlen: u16::from_ne_bytes([b[hdrlen], b[hdrlen + 1]]),
+            bh_hdrlen: u16::from_ne_bytes([h[hdrlen], h[hdrlen + 1]]),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::prelude::rust_2021::*;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+use crate::filter::jit::Compiled;
 use crate::filter::NativeCode;
 
 use crate::filter::NativeEntry as Entry;
@@ -25,10 +26,14 @@ unsafe impl Send for HostedNative {}
 unsafe impl Sync for HostedNative {}
 
 impl HostedNative {
-    /// Maps `code`, which must come from `filter::jit::compile` of a
+    /// Maps `compiled`, which must come from `filter::jit::compile` of a
     /// program the validator accepted.
-    pub fn map(code: &[u8]) -> Option<Arc<dyn NativeCode>> {
-        let len = code.len().max(1);
+    pub fn map(compiled: &Compiled) -> Option<Arc<dyn NativeCode>> {
+        let code = &compiled.code;
+        if compiled.entry >= code.len() {
+            return None;
+        }
+        let len = code.len();
         // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
         let p = unsafe {
             libc::mmap(
@@ -52,9 +57,11 @@ impl HostedNative {
             unsafe { libc::munmap(p, len) };
             return None;
         }
-        // SAFETY: the mapping now holds the compiled function, which follows
-        // the `Entry` convention (filter::jit's contract).
-        let entry = unsafe { std::mem::transmute::<*mut libc::c_void, Entry>(p) };
+        // SAFETY: the mapping now holds the compiled code, whose function
+        // starts at `entry` (checked to be inside it) and follows the `Entry`
+        // convention (filter::jit's contract).
+        let entry =
+            unsafe { std::mem::transmute::<*mut u8, Entry>(map.as_ptr().add(compiled.entry)) };
         Some(Arc::new(HostedNative { map, len, entry }))
     }
 }

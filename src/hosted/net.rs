@@ -162,6 +162,12 @@ impl SimIface {
         self.max_segments.store(max, Ordering::Relaxed);
     }
 
+    /// Whether frames reach the taps whole (one segment).
+    #[inline]
+    pub fn is_contiguous(&self) -> bool {
+        self.max_segments.load(Ordering::Relaxed) <= 1
+    }
+
     /// Cuts `frame` into segments (at most 8) for one delivery.
     pub fn segment<'a>(&self, frame: &'a [u8], out: &mut [&'a [u8]; 8]) -> usize {
         let max = self.max_segments.load(Ordering::Relaxed);

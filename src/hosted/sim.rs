@@ -350,7 +350,7 @@ impl SimInner {
         let Some(&(dlt, _)) = iface.dlts().first() else { return };
         let key = HostedPlatform::iface_key(iface);
         let mut segs: [&[u8]; 8] = [&[]; 8];
-        let n = iface.segment(frame, &mut segs);
+        let n = if iface.is_contiguous() { 1 } else { iface.segment(frame, &mut segs) };
         if n <= 1 {
             let pkt = TapPacket { bytes: frame, inbound, hw_time: None };
             self.bpf.tap(section, key, dlt, &pkt);

@@ -525,6 +525,9 @@ impl WriteSource for KUio {
 
 /// A compiled filter in malloc_exec(9) memory.
 pub struct KNative {
+    /// What zbpf_kpi_exec_alloc returned, to free.
+    base: NonNull<c_void>,
+    /// The function, inside that memory.
     entry: NonNull<c_void>,
 }
 
@@ -549,7 +552,7 @@ impl Drop for KNative {
     fn drop(&mut self) {
         // SAFETY: allocated by zbpf_kpi_exec_alloc and freed once; the
         // program holding it is gone, so no call can be running.
-        unsafe { ffi::zbpf_kpi_exec_free(self.entry.as_ptr()) }
+        unsafe { ffi::zbpf_kpi_exec_free(self.base.as_ptr()) }
     }
 }
 
@@ -623,12 +626,21 @@ impl Platform for KernelPlatform {
         KIface::from_ref(ifp)
     }
 
-    fn native_code(&self, code: &[u8]) -> Option<alloc::sync::Arc<dyn crate::filter::NativeCode>> {
+    fn native_code(
+        &self,
+        compiled: &crate::filter::jit::Compiled,
+    ) -> Option<alloc::sync::Arc<dyn crate::filter::NativeCode>> {
+        let code = &compiled.code;
+        if compiled.entry >= code.len() {
+            return None;
+        }
         // SAFETY: the shim copies `code.len()` bytes into fresh executable
         // memory (M_WAITOK: never null).
         let p = unsafe { ffi::zbpf_kpi_exec_alloc(code.as_ptr(), code.len()) };
-        let entry = NonNull::new(p)?;
-        Some(alloc::sync::Arc::new(KNative { entry }))
+        let base = NonNull::new(p)?;
+        // SAFETY: `entry < code.len()`, inside the allocation just made.
+        let entry = unsafe { NonNull::new_unchecked(p.cast::<u8>().add(compiled.entry).cast()) };
+        Some(alloc::sync::Arc::new(KNative { base, entry }))
     }
 
     fn iface_key(iface: &KIface) -> usize {

@@ -284,7 +284,10 @@ pub trait Platform: Sized + Send + Sync + 'static {
     /// Makes machine code from [`jit::compile`](crate::filter::jit::compile)
     /// executable, or `None` where the platform cannot (the engine then
     /// interprets).
-    fn native_code(&self, code: &[u8]) -> Option<alloc::sync::Arc<dyn crate::filter::NativeCode>> {
+    fn native_code(
+        &self,
+        code: &crate::filter::jit::Compiled,
+    ) -> Option<alloc::sync::Arc<dyn crate::filter::NativeCode>> {
         let _ = code;
         None
     }
