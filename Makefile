@@ -5,13 +5,17 @@
 #   make test   Linux: every check CI runs.
 #               FreeBSD (as root): the FreeBSD test kit.
 #
-# Other targets (Linux): deps demo fmt clippy unit abi-check ko man lint; `make demo ARGS="--filter 'udp port 53'"` passes arguments.
+# Other targets (Linux), each one stage of `make test` or a tool:
+#   deps demo bench bench-smoke fmt clippy unit abi-check ko man lint
+#   libpcap kit sim
+# `make demo ARGS="--filter 'udp port 53'"` passes arguments; `make bench`
+# runs the benchmark suite and writes tests/bench/benchmarks.md.
 # This file works with GNU make and with FreeBSD's make; the work is in
 # scripts/task.sh.
 
 ARGS ?=
 
-run test deps demo fmt clippy unit abi-check ko man lint:
+run test deps demo bench bench-smoke fmt clippy unit abi-check ko man lint libpcap kit sim:
 	@sh scripts/task.sh $@ $(ARGS)
 
-.PHONY: run test deps demo fmt clippy unit abi-check ko man lint
+.PHONY: run test deps demo bench bench-smoke fmt clippy unit abi-check ko man lint libpcap kit sim

@@ -15,9 +15,14 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # rustc-web, cargo-web, rust-web-src: a Rust toolchain with its library
 # source, for the kernel build's -Z build-std; libpcap-dev, tcpdump: libpcap
 # itself and reading captures; mandoc: the man page lint; shellcheck: the
-# scripts; unzip: the FreeBSD headers' wheel.
+# scripts; unzip: the FreeBSD headers' wheel; dpkg-dev (dpkg-source), patch,
+# bison, flex: libpcap's source, the zbpf patch and libpcap's grammar and
+# scanner (scripts/libpcap, tests/sim); fonts-dejavu-core: the font of the
+# benchmark plot; valgrind: the benchmark's cache simulation
+# (scripts/bench-cachesim.sh).
 packages=(clang libclang-dev clang-19 lld-19 llvm-19 rustc-web cargo-web rust-web-src
-    libpcap-dev tcpdump mandoc shellcheck unzip)
+    libpcap-dev tcpdump mandoc shellcheck unzip dpkg-dev patch bison flex
+    fonts-dejavu-core valgrind)
 
 installed() {
     [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]

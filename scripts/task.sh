@@ -35,7 +35,7 @@ stage() {
 deps() { bash scripts/deps.sh; }
 fmt() { cargo fmt --check; }
 clippy() {
-    cargo clippy --all-targets --features "$FEATURES" -- -D warnings &&
+    cargo clippy --all-targets --features "$FEATURES,bench" -- -D warnings &&
         cargo clippy --all-targets --features kmod,hosted -- -D warnings
 }
 unit() { cargo test --release --features "$FEATURES,kmod"; }
@@ -45,8 +45,38 @@ ko() {
         bash scripts/ko-gates-selftest.sh
 }
 man() { mandoc -T lint -W warning kmod/zbpf.4 && echo "zbpf.4: no mandoc warnings"; }
-lint() { shellcheck scripts/*.sh .ci/run && echo "scripts: shellcheck clean"; }
+lint() {
+    shellcheck scripts/*.sh scripts/freebsd/*.sh scripts/libpcap/*.sh tests/sim/*.sh .ci/run &&
+        echo "scripts: shellcheck clean"
+}
+# The libpcap patches (1.10.3, 1.10.5): apply to the upstream sources, compile for
+# FreeBSD with zero copy in (scripts/libpcap/check.sh).
+libpcap() { bash scripts/libpcap/check.sh; }
+# The FreeBSD test kit compiles for FreeBSD and its scripts lint clean.
+kit() { bash scripts/freebsd/compile-check.sh; }
+# The kit's checks and the patched libpcap against the simulator.
+sim() { bash tests/sim/run.sh; }
 demo() { cargo run --quiet --release --features "$FEATURES" --bin zbpf-demo -- "$@"; }
+# The benchmark suite (src/bin/zbpf-bench.rs): release build, callgrind's
+# cache simulation of the consumers, then every benchmark; writes
+# tests/bench/benchmarks.md and benchmarks.png and prints the key ratios.
+bench() {
+    cargo build --release --features "$FEATURES,bench" --bin zbpf-bench || return 1
+    mkdir -p target/bench
+    rm -f target/bench/cachesim.tsv
+    bash scripts/bench-cachesim.sh target/release/zbpf-bench target/bench/cachesim.tsv ||
+        echo "bench: the cache simulation failed; the report goes without it" >&2
+    target/release/zbpf-bench --cachesim target/bench/cachesim.tsv "$@"
+}
+# CI's look at the benchmarks: the suite and the criterion bench build, and
+# each runs briefly (seconds). Fails only if one crashes or the things it
+# compares disagree, never on timing. Same features as the unit stage (plus
+# `bench` for the suite), so little is compiled again.
+bench_smoke() {
+    cargo build --release --features "$FEATURES,kmod,bench" --bin zbpf-bench &&
+        target/release/zbpf-bench --smoke &&
+        cargo bench --features "$FEATURES,kmod" --bench filter -- --test
+}
 
 case $task in
 run)
@@ -65,10 +95,14 @@ test)
     stage fmt fmt
     stage clippy clippy
     stage unit unit
+    stage bench-smoke bench_smoke
     stage abi-check abi_check
     stage ko ko
     stage man man
     stage lint lint
+    stage libpcap libpcap
+    stage kit kit
+    stage sim sim
     if [ -n "$failed" ]; then
         echo "make test: FAILED stages:$failed ($(($(date +%s) - start)) s)"
         exit 1
@@ -84,8 +118,13 @@ abi-check) deps && abi_check ;;
 ko) deps && ko ;;
 man) deps && man ;;
 lint) deps && lint ;;
+bench) deps && bench "$@" ;;
+bench-smoke) deps && bench_smoke ;;
+libpcap) deps && libpcap ;;
+kit) deps && kit ;;
+sim) deps && sim ;;
 *)
-    echo "usage: make {run|test|deps|demo|fmt|clippy|unit|abi-check|ko|man|lint}" >&2
+    echo "usage: make {run|test|deps|demo|bench|bench-smoke|fmt|clippy|unit|abi-check|ko|man|lint|libpcap|kit|sim}" >&2
     exit 2
     ;;
 esac

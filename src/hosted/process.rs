@@ -11,6 +11,7 @@
 
 use std::prelude::rust_2021::*;
 use std::ptr::NonNull;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use crate::abi::{Errno, Result, UserAddr, PAGE_SIZE};
 use crate::platform::{HeldPages, ReadSink, UserCtx, WriteSource};
@@ -87,16 +88,79 @@ fn hold_page(addr: u64) -> Result<NonNull<u8>> {
     let mut byte = [0u8; 1];
     copy_from_user(UserAddr(addr), &mut byte)?;
     copy_to_user(&byte, UserAddr(addr))?;
-    // SAFETY: mremap with an old size of 0 creates a new mapping of the
-    // same shared pages and touches nothing else; on failure it returns
-    // MAP_FAILED, which we turn into EFAULT.
-    let p = unsafe {
-        libc::mremap(addr as usize as *mut libc::c_void, 0, PAGE_SIZE, libc::MREMAP_MAYMOVE)
+    let p = if mremap_duplicates() {
+        // SAFETY: mremap with an old size of 0 creates a new mapping of the
+        // same shared pages and touches nothing else; on failure it returns
+        // MAP_FAILED, which we turn into EFAULT.
+        unsafe {
+            libc::mremap(addr as usize as *mut libc::c_void, 0, PAGE_SIZE, libc::MREMAP_MAYMOVE)
+        }
+    } else {
+        map_again(addr)
     };
     if p == libc::MAP_FAILED {
         return Err(Errno::EFAULT);
     }
     NonNull::new(p.cast()).ok_or(Errno::EFAULT)
+}
+
+/// Whether mremap with an old size of 0 (a second mapping of the same
+/// shared pages) works here. Under valgrind it does not (EINVAL): then
+/// [`SharedRegion`]s keep their memfd, and pages are mapped again from it
+/// (what `scripts/bench-cachesim.sh` relies on).
+fn mremap_duplicates() -> bool {
+    static WORKS: OnceLock<bool> = OnceLock::new();
+    *WORKS.get_or_init(|| {
+        // SAFETY: a fresh anonymous shared page, duplicated, then both
+        // mappings are unmapped; nothing else refers to them.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                PAGE_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                return true;
+            }
+            let q = libc::mremap(p, 0, PAGE_SIZE, libc::MREMAP_MAYMOVE);
+            if q != libc::MAP_FAILED {
+                libc::munmap(q, PAGE_SIZE);
+            }
+            libc::munmap(p, PAGE_SIZE);
+            q != libc::MAP_FAILED
+        }
+    })
+}
+
+/// The memfds of live [`SharedRegion`]s, (start, length, fd), kept only
+/// where mremap cannot duplicate a mapping.
+static MEMFDS: Mutex<Vec<(u64, usize, i32)>> = Mutex::new(Vec::new());
+
+/// Maps the page at `addr` of a [`SharedRegion`] a second time, from the
+/// region's memfd. MAP_FAILED if `addr` is in no region.
+fn map_again(addr: u64) -> *mut libc::c_void {
+    let fds = MEMFDS.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(&(start, _, fd)) =
+        fds.iter().find(|&&(start, len, _)| addr >= start && addr - start < len as u64)
+    else {
+        return libc::MAP_FAILED;
+    };
+    let off = (addr - start) & !(PAGE_SIZE as u64 - 1);
+    // SAFETY: a new shared mapping of one page of a live memfd (the lock
+    // keeps the region from closing it meanwhile); nothing else is touched.
+    unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            PAGE_SIZE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            off as libc::off_t,
+        )
+    }
 }
 
 /// The calling thread as a process of the simulated machine.
@@ -185,6 +249,8 @@ impl WriteSource for UserWriteBuf {
 pub struct SharedRegion {
     ptr: NonNull<u8>,
     len: usize,
+    /// The memfd, kept open only where pages are mapped again from it.
+    fd: Option<i32>,
 }
 
 // SAFETY: the region is plain shared memory owned by this value.
@@ -215,13 +281,20 @@ impl SharedRegion {
             )
         };
         let err = std::io::Error::last_os_error();
-        // SAFETY: the mapping (if any) keeps the memory; the fd is ours.
-        unsafe { libc::close(fd) };
+        let keep = sized == 0 && p != libc::MAP_FAILED && !mremap_duplicates();
+        if !keep {
+            // SAFETY: the mapping (if any) keeps the memory; the fd is ours.
+            unsafe { libc::close(fd) };
+        }
         if sized != 0 || p == libc::MAP_FAILED {
             return Err(err);
         }
         let ptr = NonNull::new(p.cast()).ok_or(err)?;
-        Ok(SharedRegion { ptr, len })
+        if keep {
+            let mut fds = MEMFDS.lock().unwrap_or_else(PoisonError::into_inner);
+            fds.push((ptr.as_ptr() as u64, len, fd));
+        }
+        Ok(SharedRegion { ptr, len, fd: keep.then_some(fd) })
     }
 
     /// The user address.
@@ -247,6 +320,13 @@ impl SharedRegion {
 
 impl Drop for SharedRegion {
     fn drop(&mut self) {
+        if let Some(fd) = self.fd {
+            let mut fds = MEMFDS.lock().unwrap_or_else(PoisonError::into_inner);
+            fds.retain(|&(_, _, f)| f != fd);
+            // SAFETY: the memfd was kept open by `new` and is closed once,
+            // here, after it left the table.
+            unsafe { libc::close(fd) };
+        }
         // SAFETY: the mapping was created by `new` with this length.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
