@@ -9,7 +9,8 @@
 //! 3. the two consumers of the 2007 Zero-Copy BPF slides (walk the headers,
 //!    checksum every byte), with callgrind's cache simulation to explain
 //!    them (`--only consumers --small`, run by scripts/bench-cachesim.sh);
-//! 4. scale: 1, 8, 64 descriptors on one interface;
+//! 4. scale: 1, 8, 64 descriptors on one interface, with the same cache
+//!    simulation of each count (`--only scale --small --descriptors N`);
 //! 5. memory: heap bytes per descriptor, allocations per packet.
 //!
 //! It prints the figures and writes a Markdown report and a PNG plot.
@@ -60,7 +61,8 @@ const USAGE: &str = "usage: zbpf-bench [--smoke] [--only SECTIONS] [--out DIR] [
   --samples N        samples per configuration (default 5; the best is kept)
   --small            one consumer configuration, a small fixed run for callgrind;
                      prints `cachesim-packets N` and writes no report
-  --rounds N         rounds of the --small run (default 16)";
+  --rounds N         rounds of the --small run (default 16)
+  --descriptors N    with --only scale --small: the descriptors of the run (default 8)";
 
 const SECTIONS: [&str; 5] = ["filter", "capture", "consumers", "scale", "memory"];
 
@@ -74,6 +76,7 @@ struct Args {
     consumer: Consumer,
     mode: Pipe,
     rounds: usize,
+    descriptors: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -87,6 +90,7 @@ fn parse_args() -> Result<Args, String> {
         consumer: Consumer::Walk,
         mode: Pipe::Zbuf,
         rounds: 16,
+        descriptors: 8,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -110,6 +114,9 @@ fn parse_args() -> Result<Args, String> {
             }
             "--mode" => a.mode = Pipe::parse(&value()?).ok_or(format!("--mode\n{USAGE}"))?,
             "--rounds" => a.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
+            "--descriptors" => {
+                a.descriptors = value()?.parse().map_err(|e| format!("--descriptors: {e}"))?
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -119,6 +126,11 @@ fn parse_args() -> Result<Args, String> {
 
 /// The small, fixed run callgrind measures.
 fn small(args: &Args) -> Result<(), String> {
+    if args.only == ["scale"] {
+        let packets = scale::small(args.descriptors.max(1), true, args.rounds)?;
+        println!("cachesim-packets {packets}");
+        return Ok(());
+    }
     let spec = Spec {
         size: 1500,
         snaplen: 65535,
@@ -205,10 +217,13 @@ fn run(args: &Args) -> Result<(), String> {
         println!("\n== 2. capture path (tap, filter, capture, rotation, consumer)");
         let rows = capture::measure(&capture::matrix(), effort)?;
         print_rows(&rows);
-        Some(rows)
+        let clock = capture::clock_ns(effort);
+        println!("the full-precision clock (platform uptime()): {clock:.1} ns per read");
+        Some((rows, clock))
     } else {
         None
     };
+    let (capture, clock_ns) = capture.unzip();
     let consumers = if wants("consumers") {
         println!("\n== 3. consumers: walk the headers vs checksum every byte");
         let rows = capture::measure(&capture::consumers(), effort)?;
@@ -235,11 +250,18 @@ fn run(args: &Args) -> Result<(), String> {
                 i.per_descriptor()
             );
         }
-        Some((jit, interp))
+        let dispatch = scale::dispatch(&[1, 8, 64], effort)?;
+        println!("native filter calls alone: ns per call");
+        println!("{:>11} {:>10} {:>12}", "programs", "distinct", "shared code");
+        for d in &dispatch {
+            println!("{:>11} {:>10.2} {:>12.2}", d.programs, d.distinct_ns, d.shared_ns);
+        }
+        Some((jit, (interp, dispatch)))
     } else {
         None
     };
-    let (scale, scale_interp) = scale.unzip();
+    let (scale, rest) = scale.unzip();
+    let (scale_interp, scale_dispatch) = rest.unzip();
     let memory = if wants("memory") {
         println!("\n== 5. memory per descriptor");
         let rows = memory::measure(if args.smoke { 2 } else { 16 })?;
@@ -289,10 +311,12 @@ fn run(args: &Args) -> Result<(), String> {
         samples,
         filter,
         capture,
+        clock_ns,
         consumers,
         cachesim: args.cachesim.as_ref().map(|p| report::read_cachesim(p)),
         scale,
         scale_interp,
+        scale_dispatch,
         memory,
         plot,
         plot_error,

@@ -180,7 +180,7 @@ impl<P: Platform> Bpf<P> {
         #[allow(unused_mut)]
         let mut prog = crate::filter::Program::new(insns)?;
         #[cfg(target_arch = "x86_64")]
-        if self.config.jit_enable.load(Ordering::Relaxed) {
+        if self.config.jit_enable.load(Ordering::Relaxed) && !prog.is_constant() {
             if let Some(code) = self.platform.native_code(&crate::filter::jit::compile(insns)) {
                 prog.attach_native(code);
             }

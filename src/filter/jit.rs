@@ -187,7 +187,8 @@ pub struct Compiled {
     pub entry: usize,
 }
 
-/// Programs compiled so far, to stagger where each one starts.
+/// Cache lines of the programs compiled so far, to stagger where each one
+/// starts.
 static PLACED: AtomicUsize = AtomicUsize::new(0);
 
 /// Compiles a program the validator accepted. An empty program accepts
@@ -195,15 +196,15 @@ static PLACED: AtomicUsize = AtomicUsize::new(0);
 ///
 /// Executable memory comes in pages, so every program would start at the
 /// same page offset, in the same L1 instruction-cache sets: with dozens of
-/// descriptors on one interface their filters evicted each other. Each
-/// program therefore starts at its own cache line of the page, one after
-/// the other, and still fits in the page when it is shorter than one.
+/// descriptors on one interface their filters evicted each other. So the
+/// programs are laid out as if end to end around a page: each one starts at
+/// the cache line where the previous one ended, modulo the page (it may
+/// then run into a second page), and every set gets its share.
 pub fn compile(insns: &[BpfInsn]) -> Compiled {
     let body = compile_body(insns);
     let lines = body.len().div_ceil(CACHE_LINE);
-    let starts = (PAGE_SIZE / CACHE_LINE).saturating_sub(lines) + 1;
-    let n = PLACED.fetch_add(1, Ordering::Relaxed);
-    let entry = n.wrapping_mul(lines) % starts * CACHE_LINE;
+    let start = PLACED.fetch_add(lines, Ordering::Relaxed);
+    let entry = start % (PAGE_SIZE / CACHE_LINE) * CACHE_LINE;
     let mut code = Vec::with_capacity(entry + body.len());
     code.resize(entry, INT3);
     code.extend_from_slice(&body);
@@ -407,30 +408,53 @@ mod tests {
         (body, entries)
     }
 
+    /// Places `insns` 256 times; every instruction-cache set of a page must
+    /// hold a line of some copy, and every copy must start in the first page.
+    fn assert_covers_every_set(insns: &[BpfInsn]) {
+        let (body, entries) = placements(insns, 256);
+        assert!(entries.iter().all(|&e| e < PAGE_SIZE));
+        let lines = body.len().div_ceil(CACHE_LINE);
+        let mut covered = [false; PAGE_SIZE / CACHE_LINE];
+        for e in entries {
+            for l in 0..lines {
+                covered[(e / CACHE_LINE + l) % covered.len()] = true;
+            }
+        }
+        assert!(covered.iter().all(|&c| c), "sets left out: {covered:?}");
+    }
+
     #[test]
-    fn programs_start_on_different_cache_lines_within_one_page() {
-        let insns = [
+    fn short_programs_cover_every_set() {
+        assert_covers_every_set(&[
             BpfInsn::stmt(BPF_LD | BPF_H | BPF_ABS, 12),
             BpfInsn::jump(BPF_JMP | BPF_JEQ | BPF_K, 0x800, 0, 1),
             BpfInsn::stmt(BPF_RET | BPF_K, 96),
             BpfInsn::stmt(BPF_RET | BPF_K, 0),
-        ];
-        let (body, entries) = placements(&insns, 128);
-        assert!(entries.iter().all(|&e| e + body.len() <= PAGE_SIZE));
-        let mut lines: Vec<usize> = entries.iter().map(|e| e / CACHE_LINE).collect();
-        lines.sort_unstable();
-        lines.dedup();
-        // Other tests compile concurrently and take turns of the counter,
-        // but 128 programs still spread over most of the page's 64 lines.
-        assert!(lines.len() >= 32, "only {} distinct start lines", lines.len());
+        ]);
     }
 
     #[test]
-    fn a_program_longer_than_a_page_starts_at_its_beginning() {
+    fn programs_of_five_lines_cover_every_set() {
+        // A length that divides the page's 64 lines badly: the placement
+        // must not cycle through a few offsets only.
+        let program = |loads: usize| {
+            let mut insns = vec![BpfInsn::stmt(BPF_LD | BPF_W | BPF_ABS, 0); loads];
+            insns.push(BpfInsn::stmt(BPF_RET | BPF_A, 0));
+            insns
+        };
+        let five = (1..100)
+            .map(program)
+            .find(|p| compile_body(p).len().div_ceil(CACHE_LINE) == 5)
+            .expect("some number of loads makes five lines");
+        assert_covers_every_set(&five);
+    }
+
+    #[test]
+    fn a_program_longer_than_a_page_starts_within_the_first() {
         let mut insns = vec![BpfInsn::stmt(BPF_LD | BPF_W | BPF_ABS, 0); 1200];
         insns.push(BpfInsn::stmt(BPF_RET | BPF_A, 0));
         let (body, entries) = placements(&insns, 4);
         assert!(body.len() > PAGE_SIZE);
-        assert!(entries.iter().all(|&e| e == 0));
+        assert!(entries.iter().all(|&e| e < PAGE_SIZE));
     }
 }

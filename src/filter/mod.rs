@@ -116,6 +116,12 @@ impl Program {
         self.native = Some((code.entry(), code));
     }
 
+    /// Whether every packet gets the same answer without running anything
+    /// (a single `ret #k`): native code would never be called.
+    pub fn is_constant(&self) -> bool {
+        self.constant.is_some()
+    }
+
     /// Whether the program runs as native code.
     pub fn is_native(&self) -> bool {
         self.native.is_some()

@@ -128,6 +128,19 @@ const OWN_SLOTS: usize = 7;
 /// The slots leased to live threads, one bit each.
 static LEASED: AtomicUsize = AtomicUsize::new(0);
 
+/// No slot: the thread has not asked yet.
+const SLOT_UNASKED: u8 = u8::MAX;
+/// No slot: all were taken, or the thread is exiting.
+const SLOT_NONE: u8 = u8::MAX - 1;
+
+thread_local! {
+    /// This thread's slot, read on every add (a constant-initialised cell:
+    /// one load, no lazy-initialisation check).
+    static SLOT: std::cell::Cell<u8> = const { std::cell::Cell::new(SLOT_UNASKED) };
+    /// Holds the lease and returns it when the thread exits.
+    static LEASE: Lease = Lease::take();
+}
+
 /// A thread's lease on one counter slot, returned when the thread exits.
 struct Lease(Option<usize>);
 
@@ -155,14 +168,27 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(i) = self.0 {
+            // The thread adds through the shared slot from now on.
+            let _ = SLOT.try_with(|s| s.set(SLOT_NONE));
             // Release: the next holder sees this thread's last adds.
             LEASED.fetch_and(!(1 << i), Ordering::Release);
         }
     }
 }
 
-thread_local! {
-    static LEASE: Lease = Lease::take();
+/// This thread's slot, leasing one on first use.
+#[inline]
+fn my_slot() -> Option<usize> {
+    let slot = SLOT.try_with(|s| s.get()).unwrap_or(SLOT_NONE);
+    match slot {
+        SLOT_UNASKED => {
+            let leased = LEASE.try_with(|l| l.0).ok().flatten();
+            let _ = SLOT.try_with(|s| s.set(leased.map_or(SLOT_NONE, |i| i as u8)));
+            leased
+        }
+        SLOT_NONE => None,
+        i => Some(usize::from(i)),
+    }
 }
 
 /// counter(9) for threads: FreeBSD keeps one copy per CPU, adds with one
@@ -195,7 +221,7 @@ impl Counter for HostedCounter {
     }
     #[inline]
     fn add(&self, n: u64) {
-        match LEASE.try_with(|l| l.0).ok().flatten().and_then(|i| self.own.get(i)) {
+        match my_slot().and_then(|i| self.own.get(i)) {
             Some(slot) => {
                 slot.store(slot.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed)
             }

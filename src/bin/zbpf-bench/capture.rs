@@ -508,3 +508,21 @@ pub fn consumers() -> Vec<Spec> {
 pub fn cachesim_measured(rig: &mut Rig<'_>, rounds: usize) -> Result<Sample, String> {
     rig.run(rounds)
 }
+
+/// Best ns per call of the platform's full-precision clock (`uptime`, what
+/// the default timestamps read once per packet; binuptime in the kernel).
+pub fn clock_ns(effort: Effort) -> f64 {
+    use zbpf::platform::Platform;
+    let (sim, _) = machine();
+    let platform = &sim.bpf().platform;
+    let calls = 1_000_000;
+    let mut best = f64::MAX;
+    for _ in 0..effort.samples.max(1) {
+        let t0 = Instant::now();
+        for _ in 0..calls {
+            std::hint::black_box(platform.uptime());
+        }
+        best = best.min(t0.elapsed().as_secs_f64() * 1e9 / calls as f64);
+    }
+    best
+}

@@ -33,30 +33,30 @@ impl ScaleRow {
     }
 }
 
-/// Measures 1, 8 and 64 descriptors (or `counts`), their filters compiled
-/// to native code (`jit`, the engine's default) or interpreted.
-pub fn measure(counts: &[usize], jit: bool, effort: Effort) -> Result<Vec<ScaleRow>, String> {
-    let frames = traffic::fixed(1024, SIZE);
-    let rec = zbpf::abi::bpf_wordalign(crate::capture::record_hdrlen() + SIZE);
-    let burst = (BUFSIZE - 32) / rec * 3 / 2;
-    let mut setups = Vec::new();
-    for &n in counts {
-        setups.push((n, machine()));
-    }
-    struct Setup<'s> {
+/// One interface with `n` listening descriptors: the first accepts and is
+/// drained, the others reject.
+pub struct Listeners<'s> {
+    n: usize,
+    sim: &'s zbpf::hosted::sim::Sim,
+    iface: &'s std::sync::Arc<zbpf::hosted::net::SimIface>,
+    caps: Vec<Capture<'s>>,
+    frames: Vec<Vec<u8>>,
+    burst: usize,
+    next: usize,
+}
+
+impl<'s> Listeners<'s> {
+    /// Opens and attaches `n` descriptors on the machine's interface, their
+    /// filters compiled to native code (`jit`) or interpreted.
+    pub fn open(
+        (sim, iface): &'s (zbpf::hosted::sim::Sim, std::sync::Arc<zbpf::hosted::net::SimIface>),
         n: usize,
-        sim: &'s zbpf::hosted::sim::Sim,
-        iface: &'s std::sync::Arc<zbpf::hosted::net::SimIface>,
-        caps: Vec<Capture<'s>>,
-        rounds: usize,
-        best: f64,
-        delivered: u64,
-    }
-    let mut runs = Vec::new();
-    for (n, (sim, iface)) in &setups {
+        jit: bool,
+    ) -> Result<Listeners<'s>, String> {
+        let rec = zbpf::abi::bpf_wordalign(crate::capture::record_hdrlen() + SIZE);
         sim.bpf().config.jit_enable.store(jit, std::sync::atomic::Ordering::Relaxed);
         let mut caps = Vec::new();
-        for i in 0..*n {
+        for i in 0..n {
             let (filter, size) = if i == 0 {
                 ("udp port 9".to_string(), BUFSIZE)
             } else {
@@ -65,21 +65,32 @@ pub fn measure(counts: &[usize], jit: bool, effort: Effort) -> Result<Vec<ScaleR
             let cfg = capture_config(Mode::Zbuf(ZbufStyle::Header), size, &filter, 65535);
             caps.push(Capture::open(sim, &cfg).map_err(|e| format!("opening #{i}: {e}"))?);
         }
-        runs.push(Setup { n: *n, sim, iface, caps, rounds: 1, best: f64::MAX, delivered: 0 });
+        Ok(Listeners {
+            n,
+            sim,
+            iface,
+            caps,
+            frames: traffic::fixed(1024, SIZE),
+            burst: (BUFSIZE - 32) / rec * 3 / 2,
+            next: 0,
+        })
     }
-    let mut next = 0usize;
-    let mut round = |s: &mut Setup<'_>, rounds: usize| -> Result<Duration, String> {
+
+    /// Runs `rounds` bursts, each drained by the first descriptor; the time
+    /// taken and the packets seen.
+    pub fn round(&mut self, rounds: usize) -> Result<(Duration, u64), String> {
         let t0 = Instant::now();
         let mut seen = 0u64;
         for _ in 0..rounds {
-            let first = next;
-            next = (next + burst) % frames.len();
-            s.sim.receive_burst(
-                s.iface,
-                (0..burst).map(|k| frames[(first + k) % frames.len()].as_slice()),
+            let first = self.next;
+            let frames = &self.frames;
+            self.next = (self.next + self.burst) % frames.len();
+            self.sim.receive_burst(
+                self.iface,
+                (0..self.burst).map(|k| frames[(first + k) % frames.len()].as_slice()),
             );
             loop {
-                match s.caps[0].next_batch(|r| {
+                match self.caps[0].next_batch(|r| {
                     seen += u64::from(r.caplen != 0);
                 }) {
                     Ok(0) | Err(Errno::EWOULDBLOCK) => break,
@@ -89,11 +100,47 @@ pub fn measure(counts: &[usize], jit: bool, effort: Effort) -> Result<Vec<ScaleR
             }
         }
         let elapsed = t0.elapsed();
-        if seen != (rounds * burst) as u64 {
-            return Err(format!("{} descriptors: saw {seen} of {}", s.n, rounds * burst));
+        if seen != (rounds * self.burst) as u64 {
+            return Err(format!("{} descriptors: saw {seen} of {}", self.n, rounds * self.burst));
         }
+        Ok((elapsed, seen))
+    }
+}
+
+/// The small run callgrind measures: `n` descriptors, a warm-up, then
+/// `rounds` bursts in [`scale_measured`]. Returns the packets measured.
+pub fn small(n: usize, jit: bool, rounds: usize) -> Result<u64, String> {
+    let m = machine();
+    let mut l = Listeners::open(&m, n, jit)?;
+    l.round(2)?;
+    scale_measured(&mut l, rounds)
+}
+
+/// The part of [`small`] callgrind collects (`--toggle-collect`).
+#[inline(never)]
+pub fn scale_measured(l: &mut Listeners<'_>, rounds: usize) -> Result<u64, String> {
+    l.round(rounds).map(|(_, seen)| seen)
+}
+
+/// Measures 1, 8 and 64 descriptors (or `counts`), their filters compiled
+/// to native code (`jit`, the engine's default) or interpreted.
+pub fn measure(counts: &[usize], jit: bool, effort: Effort) -> Result<Vec<ScaleRow>, String> {
+    let machines: Vec<_> = counts.iter().map(|_| machine()).collect();
+    struct Setup<'s> {
+        l: Listeners<'s>,
+        rounds: usize,
+        best: f64,
+        delivered: u64,
+    }
+    let mut runs = Vec::new();
+    for (&n, m) in counts.iter().zip(&machines) {
+        let l = Listeners::open(m, n, jit)?;
+        runs.push(Setup { l, rounds: 1, best: f64::MAX, delivered: 0 });
+    }
+    let round = |s: &mut Setup<'_>, rounds: usize| -> Result<Duration, String> {
+        let (t, seen) = s.l.round(rounds)?;
         s.delivered += seen;
-        Ok(elapsed)
+        Ok(t)
     };
     for s in runs.iter_mut() {
         let warm = round(s, 2)?;
@@ -107,30 +154,86 @@ pub fn measure(counts: &[usize], jit: bool, effort: Effort) -> Result<Vec<ScaleR
             let s = &mut runs[i];
             let rounds = s.rounds;
             let t = round(s, rounds)?;
-            let ns = t.as_secs_f64() * 1e9 / (rounds * burst) as f64;
+            let ns = t.as_secs_f64() * 1e9 / (rounds * s.l.burst) as f64;
             s.best = s.best.min(ns);
         }
     }
     // Every descriptor saw every packet; only the first matched any.
     for s in &runs {
-        for (i, cap) in s.caps.iter().enumerate() {
+        for (i, cap) in s.l.caps.iter().enumerate() {
             let st = cap.stats().map_err(|e| format!("BIOCGSTATS: {e}"))?;
             if u64::from(st.bs_recv) != s.delivered & 0xffff_ffff || st.bs_drop != 0 {
                 return Err(format!(
                     "{} descriptors, #{i}: received {} of {}, dropped {}",
-                    s.n, st.bs_recv, s.delivered, st.bs_drop
+                    s.l.n, st.bs_recv, s.delivered, st.bs_drop
                 ));
             }
-            let d = s.sim.descriptor(cap.fd()).ok_or("descriptor gone")?;
+            let d = s.l.sim.descriptor(cap.fd()).ok_or("descriptor gone")?;
             let matched = d.counters().matched.fetch();
             let want = if i == 0 { s.delivered } else { 0 };
             if matched != want {
-                return Err(format!("{} descriptors, #{i}: matched {matched}, not {want}", s.n));
+                return Err(format!("{} descriptors, #{i}: matched {matched}, not {want}", s.l.n));
             }
         }
     }
     Ok(runs
         .iter()
-        .map(|s| ScaleRow { descriptors: s.n, ns_per_packet: s.best, delivered: s.delivered })
+        .map(|s| ScaleRow { descriptors: s.l.n, ns_per_packet: s.best, delivered: s.delivered })
         .collect())
+}
+
+/// The native filter calls alone, for one count of programs.
+#[derive(Clone, Copy, Debug)]
+pub struct DispatchRow {
+    /// Programs called in turn.
+    pub programs: usize,
+    /// Best ns per call when each program has its own native code
+    /// (`udp port 2000`, `udp port 2001`, …).
+    pub distinct_ns: f64,
+    /// Best ns per call when they are copies of one program sharing one
+    /// native code.
+    pub shared_ns: f64,
+}
+
+/// Calls `counts` native filters in turn on one 64-byte frame, the way the
+/// delivery loop calls one per descriptor: once with distinct programs,
+/// once with copies sharing one native code. Same instructions either way;
+/// only the number of distinct code addresses differs.
+pub fn dispatch(counts: &[usize], effort: Effort) -> Result<Vec<DispatchRow>, String> {
+    let frame = traffic::fixed(1, SIZE).remove(0);
+    let compile = |expr: &str| -> Result<zbpf::filter::Program, String> {
+        let insns = zbpf::hosted::libpcap::compile(expr, zbpf::abi::dlt::DLT_EN10MB, 65535)?;
+        let p = zbpf::hosted::native::native_program(&insns).map_err(|e| format!("{e:?}"))?;
+        p.is_native().then_some(p).ok_or_else(|| "no native code on this platform".to_string())
+    };
+    let one = compile("udp port 2000")?;
+    let time = |progs: &[zbpf::filter::Program]| -> f64 {
+        let calls = (effort.sample.as_secs_f64() * 2e8) as usize;
+        let reps = (calls / progs.len()).max(1);
+        let mut best = f64::MAX;
+        for _ in 0..effort.samples {
+            let t0 = Instant::now();
+            let mut acc = 0u64;
+            for _ in 0..reps {
+                for p in progs {
+                    acc = acc.wrapping_add(u64::from(p.run(std::hint::black_box(&frame), 64)));
+                }
+            }
+            std::hint::black_box(acc);
+            best = best.min(t0.elapsed().as_secs_f64() * 1e9 / (reps * progs.len()) as f64);
+        }
+        best
+    };
+    let mut rows = Vec::new();
+    for &n in counts {
+        let distinct: Vec<_> =
+            (0..n).map(|i| compile(&format!("udp port {}", 2000 + i))).collect::<Result<_, _>>()?;
+        let shared: Vec<_> = (0..n).map(|_| one.clone()).collect();
+        rows.push(DispatchRow {
+            programs: n,
+            distinct_ns: time(&distinct),
+            shared_ns: time(&shared),
+        });
+    }
+    Ok(rows)
 }
