@@ -17,6 +17,7 @@ use zbpf::abi::BpfInsn;
 use zbpf::filter::{validate, Program};
 use zbpf::hosted::libpcap;
 use zbpf::hosted::pcap::{self, Record};
+use zbpf::hosted::traffic::Rng;
 
 const SNAPLEN: u32 = 262_144;
 
@@ -187,23 +188,6 @@ const GROUPS: &[(u32, u32, &[&str])] = &[
     (105, 105, WLAN),
 ];
 
-/// splitmix64: a small deterministic PRNG.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// One random segmentation of `pkt`: either random cut points (repeated
 /// points make empty segments, and an empty segment may lead), or the first
 /// 64 bytes one by one with empty segments between some of them.
@@ -220,7 +204,8 @@ fn segmentation<'a>(rng: &mut Rng, pkt: &'a [u8]) -> Vec<&'a [u8]> {
         segs.push(&pkt[split..]);
         return segs;
     }
-    let mut cuts: Vec<usize> = (0..rng.below(8)).map(|_| rng.below(pkt.len() + 1)).collect();
+    let mut cuts: Vec<usize> =
+        (0..rng.below(8)).map(|_| rng.below(pkt.len() as u64 + 1) as usize).collect();
     cuts.sort_unstable();
     if rng.below(4) == 0 {
         segs.push(&[]);
@@ -323,7 +308,7 @@ fn libpcap_and_zbpf_agree_on_every_packet() {
         }
     }
 
-    let mut rng = Rng(0x7a62_7066);
+    let mut rng = Rng::new(0x7a62_7066);
     let (mut pairs, mut segmented, mut filters) = (0u64, 0u64, 0usize);
     let mut one_sided: Vec<String> = Vec::new();
     let mut never: Vec<String> = Vec::new();

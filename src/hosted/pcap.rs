@@ -894,23 +894,6 @@ mod tests {
         files
     }
 
-    /// A small deterministic PRNG (splitmix64).
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
-
     /// Every trace reads; the fuzzed ones among them (tcpdump's regression
     /// inputs, with records longer than their snap length, odd timestamps,
     /// bogus link types) read as libpcap reads them, and damaged copies of
@@ -922,7 +905,7 @@ mod tests {
         let (mut clean, mut failed, mut packets, mut pcapng) = (0, 0, 0usize, 0);
         let mut errors: Vec<String> = Vec::new();
         let (mut damaged, mut damaged_errors) = (0usize, 0usize);
-        let mut rng = Rng(0x5eed);
+        let mut rng = crate::hosted::traffic::Rng::new(0x5eed);
         for f in &files {
             let bytes = std::fs::read(f).unwrap();
             if bytes.starts_with(&PCAPNG_SHB.to_le_bytes()) {
@@ -939,13 +922,13 @@ mod tests {
             }
             let mut variants: Vec<Vec<u8>> = Vec::new();
             // Cut short.
-            variants.push(bytes[..rng.below(bytes.len())].to_vec());
+            variants.push(bytes[..rng.below(bytes.len() as u64) as usize].to_vec());
             // A few bytes overwritten anywhere, and in the first 64 bytes.
             for span in [bytes.len(), 64] {
                 let mut v = bytes.clone();
                 for _ in 0..8 {
-                    let i = rng.below(span.min(v.len()));
-                    v[i] = rng.next() as u8;
+                    let i = rng.below(span.min(v.len()) as u64) as usize;
+                    v[i] = rng.next_u64() as u8;
                 }
                 variants.push(v);
             }

@@ -228,10 +228,7 @@ static int fork_child_private(void) { return (zk_check_fork(1, 0)); }
 static int capture_buffer(void) { return (zk_check_capture(0)); }
 static int capture_zbuf(void) { return (zk_check_capture(1)); }
 
-static const struct {
-	const char *name;
-	int (*fn)(void);
-} checks[] = {
+static const struct zk_check checks[] = {
 	{ "device", zk_check_device },
 	{ "zerocopy-sysctl", zk_check_zerocopy_sysctl },
 	{ "traffic", check_traffic },

@@ -81,6 +81,18 @@ int zk_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The check being run (prefix of notes). */
 extern const char *zk_check_name;
 
+/* A named check: 0 for PASS. */
+struct zk_check {
+	const char *name;
+	int (*fn)(void);
+};
+/*
+ * Runs the checks named in argv[1..] (all of them when there are none), in
+ * table order: one "PASS name (N ms)" or "FAIL name (N ms)" line each, then
+ * "N passed, N failed". Returns the exit status: 0 when none failed.
+ */
+int zk_run_checks(const struct zk_check *checks, size_t n, int argc, char **argv);
+
 /* ---- The test setting: device, interfaces, addresses. ---- */
 
 struct zk_env {

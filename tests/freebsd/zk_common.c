@@ -57,6 +57,34 @@ zk_now_ms(void)
 	return ((long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
+int
+zk_run_checks(const struct zk_check *checks, size_t n, int argc, char **argv)
+{
+	size_t i;
+	int a, passed = 0, failed = 0;
+
+	for (i = 0; i < n; i++) {
+		int wanted = argc < 2;
+
+		for (a = 1; a < argc; a++)
+			if (strcmp(argv[a], checks[i].name) == 0)
+				wanted = 1;
+		if (!wanted)
+			continue;
+		zk_check_name = checks[i].name;
+		long t0 = zk_now_ms();
+		int r = checks[i].fn();
+		printf("%s %s (%ld ms)\n", r == 0 ? "PASS" : "FAIL", checks[i].name,
+		    zk_now_ms() - t0);
+		if (r == 0)
+			passed++;
+		else
+			failed++;
+	}
+	printf("%d passed, %d failed\n", passed, failed);
+	return (failed != 0);
+}
+
 long
 zk_deadline_ms(long ms)
 {

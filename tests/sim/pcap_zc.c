@@ -608,12 +608,8 @@ out:
 static int fork_child_even(void) { return (check_fork_child(0)); }
 static int fork_child_odd(void) { return (check_fork_child(1)); }
 
-struct check {
-	const char *name;
-	int (*fn)(void);
-};
 
-static const struct check checks[] = {
+static const struct zk_check checks[] = {
 	{ "pcap-version", check_version },
 	{ "pcap-zerocopy-default", check_zerocopy_default },
 	{ "pcap-no-syscall-when-buffer-waits", check_no_syscall },
@@ -627,8 +623,7 @@ static const struct check checks[] = {
 int
 main(int argc, char **argv)
 {
-	size_t i;
-	int a, passed = 0, failed = 0;
+	int status;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
@@ -637,24 +632,6 @@ main(int argc, char **argv)
 		printf("FAIL setup\n0 passed, 1 failed\n");
 		return (1);
 	}
-	for (i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
-		int wanted = argc < 2;
-
-		for (a = 1; a < argc; a++)
-			if (strcmp(argv[a], checks[i].name) == 0)
-				wanted = 1;
-		if (!wanted)
-			continue;
-		zk_check_name = checks[i].name;
-		long t0 = zk_now_ms();
-		int r = checks[i].fn();
-		printf("%s %s (%ld ms)\n", r == 0 ? "PASS" : "FAIL", checks[i].name,
-		    zk_now_ms() - t0);
-		if (r == 0)
-			passed++;
-		else
-			failed++;
-	}
-	printf("%d passed, %d failed\n", passed, failed);
-	return (failed != 0);
+	status = zk_run_checks(checks, sizeof(checks) / sizeof(checks[0]), argc, argv);
+	return (status);
 }

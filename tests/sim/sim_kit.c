@@ -9,16 +9,12 @@
 
 #include <stdlib.h>
 
-struct check {
-	const char *name;
-	int (*fn)(void);
-};
 
 static int capture_buffer(void) { return (zk_check_capture(0)); }
 static int capture_zbuf(void) { return (zk_check_capture(1)); }
 static int fork_parent(void) { return (zk_check_fork(0, 1)); }
 static int fork_child(void) { return (zk_check_fork(1, 1)); }
-static const struct check checks[] = {
+static const struct zk_check checks[] = {
 	{ "device", zk_check_device },
 	{ "zerocopy-sysctl", zk_check_zerocopy_sysctl },
 	{ "capture-buffer", capture_buffer },
@@ -35,8 +31,7 @@ static const struct check checks[] = {
 int
 main(int argc, char **argv)
 {
-	size_t i;
-	int a, passed = 0, failed = 0;
+	int status;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	zk_check_name = "setup";
@@ -44,25 +39,7 @@ main(int argc, char **argv)
 		printf("FAIL setup\n0 passed, 1 failed\n");
 		return (1);
 	}
-	for (i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
-		int wanted = argc < 2;
-
-		for (a = 1; a < argc; a++)
-			if (strcmp(argv[a], checks[i].name) == 0)
-				wanted = 1;
-		if (!wanted)
-			continue;
-		zk_check_name = checks[i].name;
-		long t0 = zk_now_ms();
-		int r = checks[i].fn();
-		printf("%s %s (%ld ms)\n", r == 0 ? "PASS" : "FAIL", checks[i].name,
-		    zk_now_ms() - t0);
-		if (r == 0)
-			passed++;
-		else
-			failed++;
-	}
+	status = zk_run_checks(checks, sizeof(checks) / sizeof(checks[0]), argc, argv);
 	zk_env_fini();
-	printf("%d passed, %d failed\n", passed, failed);
-	return (failed != 0);
+	return (status);
 }
