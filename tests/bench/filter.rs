@@ -133,7 +133,7 @@ fn main() {
         "{:<20} {:>8} {:>8} {:>8} {:>11} {:>11}",
         "program", "zbpf", "zbpf-jit", "libpcap", "zbpf/pcap", "jit/pcap"
     );
-    let (mut interp, mut native) = ((0.0, 0usize), (0.0, 0usize));
+    let (mut interp, mut native) = (Vec::new(), Vec::new());
     let cell = |v: Option<f64>, width: usize, unit: &str| {
         v.map_or(format!("{:>width$}", "-"), |v| {
             format!("{:>w$.2}{unit}", v, w = width - unit.len())
@@ -144,12 +144,8 @@ fn main() {
         let Some(p) = p else { continue };
         let rz = z.map(|z| z / p);
         let rj = j.map(|j| j / p);
-        if let Some(r) = rz {
-            interp = (interp.0 + r.ln(), interp.1 + 1);
-        }
-        if let Some(r) = rj {
-            native = (native.0 + r.ln(), native.1 + 1);
-        }
+        interp.extend(rz);
+        native.extend(rj);
         println!(
             "{:<20} {} {} {p:>8.2} {} {}",
             f.label,
@@ -159,9 +155,12 @@ fn main() {
             cell(rj, 11, "x")
         );
     }
-    for (what, (sum, n)) in [("interpreter", interp), ("JIT", native)] {
-        if n > 0 {
-            println!("geometric mean, zbpf {what} / libpcap: {:.2}x", (sum / n as f64).exp());
+    for (what, ratios) in [("interpreter", interp), ("JIT", native)] {
+        if !ratios.is_empty() {
+            println!(
+                "geometric mean, zbpf {what} / libpcap: {:.2}x",
+                workload::geomean(ratios.into_iter())
+            );
         }
     }
 }

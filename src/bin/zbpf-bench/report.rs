@@ -10,6 +10,7 @@ use crate::capture::{Consumer, Pipe, Row};
 use crate::filter::FilterResult;
 use crate::memory::MemoryRow;
 use crate::scale::{DispatchRow, ScaleRow};
+use crate::workload::geomean;
 
 /// The machine the figures come from.
 #[derive(Clone, Debug)]
@@ -210,15 +211,6 @@ fn find(rows: &[Row], size: usize, snaplen: u32, pipe: Pipe, fast: bool) -> Opti
 
 fn consumer_row(rows: &[Row], c: Consumer, pipe: Pipe) -> Option<&Row> {
     rows.iter().find(|r| r.spec.consumer == c && r.spec.pipe == pipe)
-}
-
-fn geomean(v: impl Iterator<Item = f64>) -> f64 {
-    let (sum, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x.ln(), n + 1));
-    if n == 0 {
-        f64::NAN
-    } else {
-        (sum / n as f64).exp()
-    }
 }
 
 fn pass(b: bool) -> &'static str {

@@ -154,3 +154,14 @@ pub fn agree(f: &Filter, mix: &Mix) -> Result<usize, String> {
     }
     Ok(accepted)
 }
+
+/// The geometric mean of ratios (NaN for none): how every comparison of
+/// the filter machines is summed up.
+pub fn geomean(v: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x.ln(), n + 1));
+    if n == 0 {
+        f64::NAN
+    } else {
+        (sum / n as f64).exp()
+    }
+}
