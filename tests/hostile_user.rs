@@ -209,18 +209,15 @@ fn scribble(sim: &Sim, fd: i32, bufs: [UserAddr; 2], rng: &mut Rng) {
 /// A careful shared-header consumer: takes every buffer the header says is
 /// the user's (the other one than last first), checks each record against
 /// the frames sent, acknowledges. Returns the sequence numbers seen.
-struct HeaderConsumer {
+struct HeaderConsumer<'r> {
+    region: &'r SharedRegion,
     bufs: [UserAddr; 2],
     last: Option<usize>,
 }
 
-impl HeaderConsumer {
+impl HeaderConsumer<'_> {
     fn word(&self, i: usize, w: usize) -> &AtomicU32 {
-        // SAFETY: the buffer address is page aligned and inside the shared
-        // region, which outlives the consumer; word `w` < 8 lies in the
-        // 32-byte header and is 4-byte aligned; the engine accesses these
-        // words only atomically.
-        unsafe { AtomicU32::from_ptr((self.bufs[i].0 as usize as *mut u32).add(w)) }
+        self.region.word((self.bufs[i].0 - self.region.addr().0) as usize / 4 + w)
     }
 
     fn take(&mut self, sent: &dyn Fn(u32) -> Option<Vec<u8>>, seen: &mut Vec<u32>) -> usize {
@@ -390,7 +387,7 @@ fn scribbling_user_cannot_hurt_the_engine() {
     let fresh: Vec<Vec<u8>> =
         (0..400u32).map(|k| seq_frame(2_000_000 + k, 60 + (k as usize * 37) % 1400)).collect();
     let sent = |s: u32| s.checked_sub(2_000_000).and_then(|k| fresh.get(k as usize)).cloned();
-    let mut consumer = HeaderConsumer { bufs, last: None };
+    let mut consumer = HeaderConsumer { region: &region, bufs, last: None };
     let mut seen = Vec::new();
     for burst in fresh.chunks(5) {
         sim.receive_burst(&iface, burst.iter().map(Vec::as_slice));

@@ -1081,10 +1081,7 @@ struct Zbufs {
 
 impl Zbufs {
     fn word(&self, i: usize, w: usize) -> &AtomicU32 {
-        // SAFETY: each region is a page-aligned mapping of at least a page,
-        // so word `w` (< 8) lies in the 32-byte header and is 4-byte
-        // aligned; the kernel side accesses it atomically too.
-        unsafe { AtomicU32::from_ptr(self.r[i].as_ptr().cast::<u32>().add(w)) }
+        self.r[i].word(w)
     }
 
     fn index(&self, addr: UserAddr) -> Option<usize> {
@@ -1094,9 +1091,8 @@ impl Zbufs {
     /// The records of buffer `i`, which the user owns.
     fn contents(&self, i: usize, len: usize) -> Vec<u8> {
         let len = len.min(self.r[i].len() - BpfZbufHeader::SIZE);
-        // SAFETY: the kernel handed buffer `i` over (its generation moved)
-        // and does not write it until it is acknowledged; the slice stays
-        // inside the mapping, which outlives the call.
+        // SAFETY: buffer `i` is ours until acknowledged (its generation
+        // moved); the slice stays inside the mapping, which outlives it.
         unsafe { std::slice::from_raw_parts(self.r[i].as_ptr().add(BpfZbufHeader::SIZE), len) }
             .to_vec()
     }

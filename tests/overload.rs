@@ -208,7 +208,6 @@ fn slow_consumer() {
 /// trusting its answer would process those records twice).
 #[test]
 fn rotzbuf_after_buffull_names_no_taken_buffer() {
-    use std::sync::atomic::AtomicU32;
     use zbpf::abi::ioctl::*;
     use zbpf::abi::*;
     use zbpf::hosted::consumer::ioctl_with;
@@ -229,12 +228,7 @@ fn rotzbuf_after_buffull_names_no_taken_buffer() {
     let mut ifr = IfReq::default();
     ifr.ifr_name[..3].copy_from_slice(b"em0");
     ioctl_with(&sim, fd, BIOCSETIF, &mut ifr).unwrap();
-    let word = |i: usize, w: usize| {
-        // SAFETY: the regions are page aligned, live until the end of the
-        // test, and word `w` < 8 is in the 32-byte header; the engine
-        // accesses these words only atomically.
-        unsafe { AtomicU32::from_ptr(regions[i].as_ptr().cast::<u32>().add(w)) }
-    };
+    let word = |i: usize, w: usize| regions[i].word(w);
     let owned = |i: usize| word(i, 0).load(Ordering::Acquire) != word(i, 2).load(Ordering::Relaxed);
 
     // Overload: both buffers end up the user's.

@@ -92,11 +92,7 @@ impl<'s> Raw<'s> {
     }
 
     fn header(&self, i: usize, word: usize) -> &AtomicU32 {
-        // SAFETY: the region is page aligned and at least a page long, so
-        // word `word` < 8 is inside the 32-byte header and 4-byte aligned;
-        // the region lives as long as `self`; the engine accesses the
-        // header words only atomically.
-        unsafe { AtomicU32::from_ptr(self.zbufs[i].as_ptr().cast::<u32>().add(word)) }
+        self.zbufs[i].word(word)
     }
 
     /// ZBUF: the next buffer the shared header says is ours (the other one

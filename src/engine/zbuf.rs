@@ -73,12 +73,10 @@ impl<Pg: HeldPages> ZeroBuf<Pg> {
     fn header_word(&self, index: usize) -> Option<&AtomicU32> {
         let page = self.pages.page(0)?;
         debug_assert!(index < HEADER_LEN / 4);
-        // SAFETY: page 0 is held and mapped for as long as `self.pages`
-        // lives (the returned reference borrows `self`); `index` < 8 keeps
-        // the word inside the 32-byte header at the start of the page, and
-        // the page is page-aligned, so the word is 4-byte aligned. The user
-        // may write the word concurrently; the kernel treats every value as
-        // possible and only compares it.
+        // The user may write the word concurrently: every value is possible,
+        // and the kernel only compares it.
+        // SAFETY: page 0 stays held while `self` lives (the reference borrows
+        // it); `index` < 8 keeps the word in the page-aligned 32-byte header.
         Some(unsafe { AtomicU32::from_ptr(page.as_ptr().add(index * 4).cast::<u32>()) })
     }
 
@@ -104,11 +102,10 @@ fn write_page(page: NonNull<u8>, in_page: usize, data: &[u8]) {
     if in_page + data.len() > PAGE_SIZE {
         return;
     }
-    // SAFETY: `page` maps PAGE_SIZE bytes that stay held while the buffer
-    // lives, and `in_page + data.len() <= PAGE_SIZE` was just checked. The
-    // source is kernel memory that cannot overlap user pages. The user may
-    // write these bytes concurrently; that only changes what the user
-    // reads, since the kernel never reads record bytes back.
+    // The user may write these bytes concurrently; that only changes what
+    // the user reads, since the kernel never reads record bytes back.
+    // SAFETY: `page` maps PAGE_SIZE held bytes, `in_page + data.len()` fits
+    // (checked), and the kernel-memory source cannot overlap user pages.
     unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), page.as_ptr().add(in_page), data.len()) }
 }
 
@@ -117,9 +114,8 @@ fn write_block_in_page<const N: usize>(page: NonNull<u8>, in_page: usize, block:
     if in_page + N > PAGE_SIZE {
         return;
     }
-    // SAFETY: as in `write_page`: the page maps PAGE_SIZE held bytes and
-    // `in_page + N <= PAGE_SIZE` was just checked; the source is kernel
-    // memory; the kernel never reads these bytes back.
+    // SAFETY: as in `write_page`: `page` maps PAGE_SIZE held bytes, and
+    // `in_page + N` fits (checked).
     unsafe { core::ptr::copy_nonoverlapping(block.as_ptr(), page.as_ptr().add(in_page), N) }
 }
 

@@ -140,10 +140,7 @@ impl Program {
     /// Whether this program is exactly a single `ret #k` (libpcap's initial
     /// snap-length filter), and the `k`.
     pub fn single_return(&self) -> Option<u32> {
-        match self.ops.as_slice() {
-            [Op::RetK { k }] if self.len == 1 => Some(*k),
-            _ => None,
-        }
+        self.constant.filter(|_| self.len == 1)
     }
 
     /// Runs over a contiguous packet of `pkt.len()` bytes whose length on the
@@ -172,12 +169,11 @@ impl Program {
         if let Some((entry, _owner)) = &self.native {
             let head = pkt.head();
             let call = |mem: *mut u32| {
-                // SAFETY: `entry` is the JIT's code for this very program,
-                // kept mapped by `_owner` (NativeCode's contract). For a
-                // program the validator accepted, that code reads only
-                // head[..head.len()] and, when the program uses scratch
-                // memory (then `mem` points to 16 live zeroed words),
-                // mem[..16]; it writes nothing else and returns.
+                // For a validated program the code reads only head[..len]
+                // and mem[..16] (16 live zeroed words when the program uses
+                // them), writes only mem, and returns.
+                // SAFETY: `entry` is this program's JIT code, kept mapped by
+                // `_owner` (NativeCode's contract); see above for its reach.
                 unsafe { entry(head.as_ptr(), head.len() as u64, wirelen, mem) }
             };
             let r = if self.uses_mem {

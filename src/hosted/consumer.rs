@@ -305,22 +305,19 @@ impl<'s> Capture<'s> {
                 self.last = Some(i);
                 let region = &self.zbufs[i];
                 let len = len.min(region.len() - ZBUF_HEADER);
-                // SAFETY: the kernel handed this buffer to us (generation
-                // check or BIOCGETZNEXT) and does not write it until we give
-                // it back; nothing else in this process writes it; the
-                // slice stays inside the mapping, which outlives the call.
-                let data =
-                    unsafe { std::slice::from_raw_parts(region.as_ptr().add(ZBUF_HEADER), len) };
+                let records = region.as_ptr().wrapping_add(ZBUF_HEADER);
+                // The kernel handed this buffer over (generation check or
+                // BIOCGETZNEXT) and writes it only after we give it back.
+                // SAFETY: `len` bytes inside the mapping, which outlives the
+                // call; nothing writes them meanwhile (above).
+                let data = unsafe { std::slice::from_raw_parts(records, len) };
                 walk_records(data, f).map_err(|_| Errno::EINVAL)
             }
         }
     }
 
     fn header(&self, i: usize, word: usize) -> &AtomicU32 {
-        // SAFETY: the region is page-aligned and at least a page long, so
-        // the word lies in the 32-byte header and is 4-byte aligned; the
-        // kernel side accesses it atomically too.
-        unsafe { AtomicU32::from_ptr(self.zbufs[i].as_ptr().cast::<u32>().add(word)) }
+        self.zbufs[i].word(word)
     }
 
     /// Whether the user owns buffer `i`, and its length.

@@ -131,9 +131,8 @@ pub fn compile(expr: &str, linktype: u32, snaplen: u32) -> Result<Vec<BpfInsn>, 
     let insns = if prog.bf_insns.is_null() || prog.bf_len == 0 {
         Vec::new()
     } else {
-        // SAFETY: after a successful pcap_compile, bf_insns points to bf_len
-        // initialised `struct bpf_insn`s, which BpfInsn is layout-identical
-        // to; they are copied out before pcap_freecode.
+        // SAFETY: after pcap_compile succeeded, bf_insns holds bf_len `struct
+        // bpf_insn`s (BpfInsn's layout), copied out before pcap_freecode.
         unsafe { core::slice::from_raw_parts(prog.bf_insns, prog.bf_len as usize) }.to_vec()
     };
     // SAFETY: `prog` was filled by pcap_compile and is freed exactly once.
@@ -168,10 +167,10 @@ impl PcapFilter {
             return u32::MAX;
         }
         let buflen = c_uint::try_from(pkt.len()).unwrap_or(c_uint::MAX);
-        // SAFETY: the program is non-empty and was validated in `new`, so the
-        // interpreter stays inside it and stops at a return; it reads the
-        // packet only within `buflen` bytes, which `pkt` holds (clamped: a
-        // longer slice only hides bytes from it).
+        // A validated, non-empty program keeps the interpreter inside it;
+        // `buflen` is clamped, so a longer slice only hides bytes from it.
+        // SAFETY: the program was validated in `new`; it reads `pkt` only
+        // within `buflen` bytes, which `pkt` holds.
         unsafe { c_bpf_filter(self.insns.as_ptr(), pkt.as_ptr(), wirelen, buflen) }
     }
 }
@@ -221,9 +220,8 @@ pub fn read_offline(path: &Path) -> Result<Offline, String> {
         .map_err(|_| "path contains a NUL byte".to_string())?;
     let mut errbuf = [0 as c_char; PCAP_ERRBUF_SIZE];
     let _guard = lock();
-    // SAFETY: `cpath` is NUL-terminated and `errbuf` has PCAP_ERRBUF_SIZE
-    // bytes, as pcap_open_offline requires; it returns an owned handle or
-    // null with a NUL-terminated message in `errbuf`.
+    // pcap_open_offline returns an owned handle, or null with a message.
+    // SAFETY: `cpath` is NUL-terminated; `errbuf` has PCAP_ERRBUF_SIZE bytes.
     let raw = unsafe { pcap_open_offline(cpath.as_ptr(), errbuf.as_mut_ptr()) };
     if raw.is_null() {
         // SAFETY: on failure libpcap wrote a NUL-terminated message into the

@@ -57,11 +57,10 @@ impl HostedNative {
             unsafe { libc::munmap(p, len) };
             return None;
         }
-        // SAFETY: the mapping now holds the compiled code, whose function
-        // starts at `entry` (checked to be inside it) and follows the `Entry`
-        // convention (filter::jit's contract).
-        let entry =
-            unsafe { std::mem::transmute::<*mut u8, Entry>(map.as_ptr().add(compiled.entry)) };
+        let start = map.as_ptr().wrapping_add(compiled.entry);
+        // SAFETY: `start` is inside the mapping (checked above) and is the
+        // compiled function, which follows `Entry` (filter::jit's contract).
+        let entry = unsafe { std::mem::transmute::<*mut u8, Entry>(start) };
         Some(Arc::new(HostedNative { map, len, entry }))
     }
 }

@@ -11,6 +11,7 @@
 
 use std::prelude::rust_2021::*;
 use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use crate::abi::{Errno, Result, UserAddr, PAGE_SIZE};
@@ -22,10 +23,9 @@ fn vm_copy(local: *mut u8, remote: u64, len: usize, write: bool) -> Result<()> {
     }
     let l = libc::iovec { iov_base: local.cast(), iov_len: len };
     let r = libc::iovec { iov_base: remote as usize as *mut libc::c_void, iov_len: len };
-    // SAFETY: `l` describes `len` bytes of a live Rust buffer that the
-    // caller lends for the call; the remote side is checked by the kernel,
-    // which fails with EFAULT instead of faulting; our own pid is always
-    // accessible to us.
+    // The kernel checks the remote side and fails with EFAULT rather than
+    // faulting; our own pid is always accessible to us.
+    // SAFETY: `l` is `len` bytes of a live buffer the caller lends for the call.
     let n = unsafe {
         let pid = libc::getpid();
         if write {
@@ -89,9 +89,8 @@ fn hold_page(addr: u64) -> Result<NonNull<u8>> {
     copy_from_user(UserAddr(addr), &mut byte)?;
     copy_to_user(&byte, UserAddr(addr))?;
     let p = if mremap_duplicates() {
-        // SAFETY: mremap with an old size of 0 creates a new mapping of the
-        // same shared pages and touches nothing else; on failure it returns
-        // MAP_FAILED, which we turn into EFAULT.
+        // SAFETY: an old size of 0 makes a new mapping of the same shared
+        // pages and touches nothing else (MAP_FAILED becomes EFAULT below).
         unsafe {
             libc::mremap(addr as usize as *mut libc::c_void, 0, PAGE_SIZE, libc::MREMAP_MAYMOVE)
         }
@@ -315,6 +314,15 @@ impl SharedRegion {
     /// The raw pointer, for consumers that read the records.
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
+    }
+
+    /// The 32-bit word `index` of the region as an atomic: how a ZBUF
+    /// consumer reads and writes the header words the engine shares.
+    pub fn word(&self, index: usize) -> &AtomicU32 {
+        assert!(index < self.len / 4, "word {index} outside a {}-byte region", self.len);
+        // SAFETY: in bounds (checked), 4-byte aligned (the region is
+        // page-aligned), and mapped as long as `self` lives.
+        unsafe { AtomicU32::from_ptr(self.ptr.as_ptr().cast::<u32>().add(index)) }
     }
 }
 

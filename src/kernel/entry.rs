@@ -24,9 +24,9 @@ static DEVICE: AtomicPtr<Device> = AtomicPtr::new(core::ptr::null_mut());
 
 /// The device, between load and unload.
 fn device() -> Option<&'static Device> {
-    // SAFETY: the pointer is set by zbpf_rs_load and cleared by
-    // zbpf_rs_unload, which C calls only after destroy_dev and the removal
-    // of every tap, sysctl and event handler: no entry point can run then.
+    // C calls zbpf_rs_unload only after destroy_dev and the removal of
+    // every tap, sysctl and event handler: no entry point runs after it.
+    // SAFETY: set by zbpf_rs_load, cleared by zbpf_rs_unload (see above).
     unsafe { DEVICE.load(Ordering::Acquire).as_ref() }
 }
 
@@ -300,9 +300,7 @@ pub unsafe extern "C" fn zbpf_rs_tap(
     }
     // SAFETY: the C wrappers call us inside the network epoch.
     let section = unsafe { InNetEpoch::assume() };
-    if !dev.has_listeners(&section, ifp as usize) {
-        return;
-    }
+    let Some(tap) = dev.listening(&section, ifp as usize, dlt::DLT_EN10MB) else { return };
     let mut bt = ffi::zbpf_bintime { sec: 0, frac: 0 };
     // SAFETY: `m` is a valid packet for this call.
     let hw_time = match unsafe { ffi::zbpf_kpi_mbuf_tstamp(m, &mut bt) } as u32 {
@@ -317,7 +315,7 @@ pub unsafe extern "C" fn zbpf_rs_tap(
     let mbufs = unsafe { Mbufs::new(m) };
     let chain = Chain::new(&mbufs);
     let pkt = TapPacket { bytes: &chain, inbound: inbound != 0, hw_time };
-    dev.tap(&section, ifp as usize, dlt::DLT_EN10MB, &pkt);
+    tap.deliver(dev, &section, &pkt);
 }
 
 /// # Safety

@@ -412,10 +412,10 @@ impl NetIf for KIface {
     }
     fn set_tapped(&self, tapped: bool) {
         if tapped {
+            let ifp = self.ifp.as_ptr();
             // SAFETY: the ifnet is referenced; the hook is removed before
             // the reference is dropped (the tap holds this handle).
-            let err =
-                unsafe { ffi::zbpf_kpi_tap_install(self.ifp.as_ptr(), core::ptr::null_mut()) };
+            let err = unsafe { ffi::zbpf_kpi_tap_install(ifp, core::ptr::null_mut()) };
             if err != 0 {
                 super::entry::log("no free tap slot; the interface is not tapped");
             }

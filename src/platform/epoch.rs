@@ -35,10 +35,10 @@ impl<T> EpochCell<T> {
     /// outlive the section's guard.
     pub fn get<'a, G>(&'a self, _section: &'a G) -> Option<&'a T> {
         let p = self.ptr.load(Ordering::Acquire);
-        // SAFETY: a non-null pointer came from `Box::into_raw` in `new` or
-        // `replace`. `replace` frees a value only after `epoch_wait`, which
-        // waits for every section that could have loaded it, and `_section`
-        // keeps the caller's section open for the lifetime of the result.
+        // `replace` frees a value only after `epoch_wait`, which waits for
+        // every section that could have loaded it.
+        // SAFETY: non-null pointers come from `Box::into_raw`; `_section`
+        // keeps the caller's section open as long as the result lives.
         unsafe { p.as_ref() }
     }
 
@@ -55,9 +55,8 @@ impl<T> EpochCell<T> {
         let old = self.ptr.swap(into_raw(value), Ordering::AcqRel);
         if !old.is_null() {
             platform.epoch_wait();
-            // SAFETY: `old` came from `Box::into_raw` and was unlinked by the
-            // swap above; after `epoch_wait` no section can still hold it,
-            // and no other `replace` can return the same pointer.
+            // SAFETY: from `Box::into_raw`, unlinked by the swap (so no other
+            // `replace` gets it) and, after `epoch_wait`, held by no section.
             drop(unsafe { Box::from_raw(old) });
         }
     }

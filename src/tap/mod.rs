@@ -144,16 +144,24 @@ impl<P: Platform> Bpf<P> {
         dlt: u32,
         pkt: &TapPacket<'_, B>,
     ) {
-        for tap in self.active_taps(section) {
-            if tap.dlt == dlt && P::iface_key(&tap.iface) == iface {
-                tap.deliver(self, section, pkt);
-            }
+        if let Some(tap) = self.listening(section, iface, dlt) {
+            tap.deliver(self, section, pkt);
         }
     }
 
-    /// Whether any descriptor listens on the interface `iface` now.
-    pub fn has_listeners(&self, section: &P::EpochGuard, iface: usize) -> bool {
-        self.active_taps(section).iter().any(|t| P::iface_key(&t.iface) == iface)
+    /// The tap on (`iface`, `dlt`) if a descriptor reads there now (there is
+    /// at most one per pair): callers that must prepare a packet look it up
+    /// first, then [`Tap::deliver`] to it.
+    pub fn listening<'a>(
+        &'a self,
+        section: &'a P::EpochGuard,
+        iface: usize,
+        dlt: u32,
+    ) -> Option<&'a Tap<P>> {
+        self.active_taps(section)
+            .iter()
+            .find(|t| t.dlt == dlt && P::iface_key(&t.iface) == iface)
+            .map(|t| &**t)
     }
 
     fn active_taps<'a>(&'a self, section: &'a P::EpochGuard) -> &'a [Arc<Tap<P>>] {

@@ -245,9 +245,8 @@ pub fn primary_dlt(iface: &std::sync::Arc<SimIface>) -> u32 {
 }
 
 fn anon_page(prot: i32) -> u64 {
-    // SAFETY: an anonymous private mapping of one page at an address the
-    // kernel chooses; it aliases nothing and is never unmapped, so no
-    // later mapping can take its place while the tests run.
+    // Never unmapped, so no later mapping can take its place in the tests.
+    // SAFETY: a fresh anonymous page at an address the kernel chooses.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),

@@ -1059,10 +1059,10 @@ fn hold_one(addr: u64) -> Option<*mut c_void> {
     let mut byte = [0u8; 1];
     copy_from_user(UserAddr(addr), &mut byte).ok()?;
     copy_to_user(&byte, UserAddr(addr)).ok()?;
-    // SAFETY: mremap with an old size of 0 creates a second mapping of the
-    // same shared page and touches nothing else; failure is MAP_FAILED.
-    let p =
-        unsafe { libc::mremap(addr as usize as *mut c_void, 0, PAGE_SIZE, libc::MREMAP_MAYMOVE) };
+    let old = addr as usize as *mut c_void;
+    // SAFETY: an old size of 0 makes a second mapping of the same shared
+    // page and touches nothing else; failure is MAP_FAILED.
+    let p = unsafe { libc::mremap(old, 0, PAGE_SIZE, libc::MREMAP_MAYMOVE) };
     (p != libc::MAP_FAILED && !p.is_null()).then_some(p)
 }
 
