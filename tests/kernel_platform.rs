@@ -857,6 +857,12 @@ fn buffer_scenario(m: &dyn Machine, t: &mut Transcript) {
     // A libpcap filter with a snap length, over chains.
     t.val("BIOCSETF udp dst port 53", set_prog(m, fd, BIOCSETF, &pcap("udp dst port 53", 64)));
     t.val("BIOCGSTATS after BIOCSETF", stats(m, fd));
+    // A second reader with its own native filter: two native filters on
+    // em0, which the tap runs through a dispatcher in executable memory.
+    let fd2 = t.keep("open second reader", m.open(O_RDWR)).expect("open");
+    t.val("second BIOCSBLEN 4096", set_u32(m, fd2, BIOCSBLEN, 4096));
+    t.val("second BIOCSETF udp port 80", set_prog(m, fd2, BIOCSETF, &pcap("udp port 80", 96)));
+    t.val("second BIOCSETIF em0", attach(m, fd2, "em0"));
     let phase2: Vec<Frame> = (0..12)
         .map(|i| match i % 4 {
             0 => plain(udp(53, 100 + i, i as u8), i),
@@ -872,6 +878,10 @@ fn buffer_scenario(m: &dyn Machine, t: &mut Transcript) {
     assert_eq!(recs.len(), 3, "{}: three UDP/53 frames pass", m.name());
     assert!(recs.iter().all(|r| r.caplen == 64), "{}: the snap length truncates", m.name());
     t.val("BIOCGSTATS phase 2", stats(m, fd));
+    let recs = nonblock_read(m, t, "second reader phase 2", fd2, 4096);
+    assert_eq!(recs.len(), 3, "{}: three UDP/80 frames pass the second filter", m.name());
+    t.val("second reader BIOCGSTATS", stats(m, fd2));
+    t.val("close second reader", m.close(fd2));
 
     // A VLAN filter: the reinserted tag is what the filter sees. This one
     // runs in the interpreter, the others through the JIT.
@@ -1390,6 +1400,8 @@ fn kernel_platform_matches_hosted_engine() {
     kernel_only(&k);
     let sleeps = kernel_fake::sleeps();
     let jitted = kernel_fake::exec_allocs();
+    let dispatchers = kernel_fake::exec_dispatchers();
+    assert!(dispatchers > 0, "two native filters on em0 run through a dispatcher");
     let epoch_waits = kernel_fake::epoch_waits();
     unload();
     assert_eq!(kmod::zbpf_rs_quiesce(), 0);
@@ -1431,7 +1443,7 @@ fn kernel_platform_matches_hosted_engine() {
     println!(
         "kernel_platform: {} KPI functions modelled; {} events compared ({} record buffers, {} records, {} bytes) between \
          the kernel platform and the hosted simulator: identical; kernel run: {} mbuf-chain \
-         shapes, {} mtx_sleep calls, {} NET_EPOCH_WAITs, {} filters in executable memory, {} log \
+         shapes, {} mtx_sleep calls, {} NET_EPOCH_WAITs, {} filters and {} dispatchers in executable memory, {} log \
          lines, {} frames written on em0, no leaks, no lock-rule violations",
         kernel_fake::KPI_FUNCTIONS.len(),
         kt.evs.len(),
@@ -1441,7 +1453,8 @@ fn kernel_platform_matches_hosted_engine() {
         SHAPES.len(),
         sleeps,
         epoch_waits,
-        jitted,
+        jitted - dispatchers,
+        dispatchers,
         logged.len(),
         ifaces["em0"].sent().len(),
     );

@@ -252,9 +252,15 @@ fn run(args: &Args) -> Result<(), String> {
         }
         let dispatch = scale::dispatch(&[1, 8, 64], effort)?;
         println!("native filter calls alone: ns per call");
-        println!("{:>11} {:>10} {:>12}", "programs", "distinct", "shared code");
+        println!(
+            "{:>11} {:>10} {:>12} {:>12}",
+            "programs", "distinct", "shared code", "dispatched"
+        );
         for d in &dispatch {
-            println!("{:>11} {:>10.2} {:>12.2}", d.programs, d.distinct_ns, d.shared_ns);
+            println!(
+                "{:>11} {:>10.2} {:>12.2} {:>12.2}",
+                d.programs, d.distinct_ns, d.shared_ns, d.dispatched_ns
+            );
         }
         Some((jit, (interp, dispatch)))
     } else {

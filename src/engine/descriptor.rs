@@ -124,6 +124,10 @@ pub struct DescState<P: Platform> {
     pub(crate) writer: u8,
     pub(crate) pid: i32,
     pub(crate) wfilter: Option<Arc<Program>>,
+    /// The read filter's native code that the tap's dispatcher may call
+    /// (`Program::dispatchable`). Set with `rfilter`, both under the
+    /// global lock, which the tap's publication holds when it reads this.
+    pub(crate) dispatchable: Option<Arc<dyn crate::filter::NativeCode>>,
 }
 
 impl<P: Platform> DescState<P> {
@@ -227,6 +231,7 @@ impl<P: Platform> Descriptor<P> {
                 writer: if writer_only { 2 } else { 0 },
                 pid,
                 wfilter: None,
+                dispatchable: None,
             }),
             notes,
         }
@@ -253,7 +258,7 @@ impl<P: Platform> Descriptor<P> {
 
     /// Captures one packet offered by `tap`: direction check, filter, and
     /// only when accepted, the lock, the copy and the wakeup.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn deliver<B: PacketBytes + ?Sized>(
         &self,
         bpf: &Bpf<P>,
@@ -261,6 +266,7 @@ impl<P: Platform> Descriptor<P> {
         section: &P::EpochGuard,
         pkt: &TapPacket<'_, B>,
         time: &mut PacketTime,
+        given: Option<(usize, u64)>,
     ) {
         if !self.direction().admits(pkt.inbound) {
             return;
@@ -268,7 +274,7 @@ impl<P: Platform> Descriptor<P> {
         self.counters.received.add(1);
         let wirelen = u32::try_from(pkt.bytes.len()).unwrap_or(u32::MAX);
         let snaplen = match self.rfilter.get(section) {
-            Some(prog) => prog.run_on(pkt.bytes, wirelen),
+            Some(prog) => prog.run_given(pkt.bytes, wirelen, given),
             None => u32::MAX,
         };
         if snaplen == 0 {

@@ -376,12 +376,16 @@ impl<P: Platform> Bpf<P> {
             if cmd == BIOCSETF {
                 st = d.reset_locked(st);
             }
+            st.dispatchable = program.as_ref().and_then(|p| p.dispatchable()).cloned();
             drop(st);
             upgrade
         };
         d.rfilter.replace(&self.platform, program.map(alloc::boxed::Box::new));
         if upgrade {
             self.upgrade(&mut reg, d);
+        } else {
+            // The tap's dispatcher still calls the old filter's code.
+            self.republish(&mut reg, d);
         }
         Ok(())
     }

@@ -41,11 +41,22 @@ enum Target {
     Reject,
 }
 
+/// One jump to patch: where its displacement is, whether it is a rel8,
+/// and where it goes.
+struct Fixup {
+    at: usize,
+    short: bool,
+    to: Target,
+}
+
 struct Emitter {
     code: Vec<u8>,
-    fixups: Vec<(usize, Target)>,
+    fixups: Vec<Fixup>,
     /// Constant-offset loads were bounds-checked once, in the prologue.
     hoisted: bool,
+    /// Per jump, in emission order: whether it is short (missing entries:
+    /// short). `None`: every jump is long.
+    short: Option<Vec<bool>>,
 }
 
 impl Emitter {
@@ -57,15 +68,38 @@ impl Emitter {
         self.code.extend_from_slice(&v.to_le_bytes());
     }
 
-    /// An opcode followed by a rel32 to `to`.
-    fn jump(&mut self, opcode: &[u8], to: Target) {
-        self.bytes(opcode);
-        self.fixups.push((self.code.len(), to));
-        self.imm32(0);
+    /// A jump to `to`: conditional on `cc`, or always (`None`). Short
+    /// (rel8) when the first pass found it fits, else rel32.
+    fn jump(&mut self, cc: Option<u8>, to: Target) {
+        let short = self.short.as_ref().is_some_and(|s| s.get(self.fixups.len()) != Some(&false));
+        match (cc, short) {
+            (Some(cc), true) => self.bytes(&[0x70 | cc]),
+            (Some(cc), false) => self.bytes(&[0x0f, 0x80 | cc]),
+            (None, true) => self.bytes(&[0xeb]),
+            (None, false) => self.bytes(&[0xe9]),
+        }
+        self.fixups.push(Fixup { at: self.code.len(), short, to });
+        if short {
+            self.bytes(&[0]);
+        } else {
+            self.imm32(0);
+        }
     }
 
     fn jmp(&mut self, to: Target) {
-        self.jump(&[0xe9], to);
+        self.jump(None, to);
+    }
+
+    /// `op [rdi+k]`, the ModRM byte given for a disp32 (mod 10): disp8
+    /// (mod 01) when `k` fits.
+    fn at_head(&mut self, op: &[u8], modrm: u8, k: u32) {
+        self.bytes(op);
+        if k < 0x80 {
+            self.bytes(&[modrm & 0x3f | 0x40, k as u8]);
+        } else {
+            self.bytes(&[modrm]);
+            self.imm32(k);
+        }
     }
 
     /// A = the big-endian value of `size` bytes at head + k: one load when
@@ -77,11 +111,10 @@ impl Emitter {
             return;
         }
         match size {
-            4 => self.bytes(&[0x8b, 0x87]),       // mov eax,[rdi+k]
-            2 => self.bytes(&[0x0f, 0xb7, 0x87]), // movzx eax,word[rdi+k]
-            _ => self.bytes(&[0x0f, 0xb6, 0x87]), // movzx eax,byte[rdi+k]
+            4 => self.at_head(&[0x8b], 0x87, k),       // mov eax,[rdi+k]
+            2 => self.at_head(&[0x0f, 0xb7], 0x87, k), // movzx eax,word[rdi+k]
+            _ => self.at_head(&[0x0f, 0xb6], 0x87, k), // movzx eax,byte[rdi+k]
         }
-        self.imm32(k);
         match size {
             4 => self.bytes(&[0x0f, 0xc8]),             // bswap eax
             2 => self.bytes(&[0x66, 0xc1, 0xc0, 0x08]), // rol ax,8
@@ -92,8 +125,7 @@ impl Emitter {
     /// X = 4 * (byte at head + k & 0xf).
     fn load_msh(&mut self, k: u32) {
         if self.hoisted {
-            self.bytes(&[0x44, 0x0f, 0xb6, 0x9f]); // movzx r11d,byte[rdi+k]
-            self.imm32(k);
+            self.at_head(&[0x44, 0x0f, 0xb6], 0x9f, k); // movzx r11d,byte[rdi+k]
         } else {
             self.bound_abs(k, 1);
             self.bytes(&[0x46, 0x0f, 0xb6, 0x5c, 0x07, 0xff]); // movzx r11d,byte[rdi+r8-1]
@@ -105,21 +137,34 @@ impl Emitter {
     fn bound_abs(&mut self, k: u32, size: u8) {
         self.bytes(&[0x41, 0xb8]); // mov r8d, k
         self.imm32(k);
-        self.bound_tail(size);
+        self.bytes(&[0x49, 0x83, 0xc0, size]); // add r8, size
+        self.bound_check();
     }
 
     /// r8 = X + k + size, then fall back if it passes the head's end.
     fn bound_ind(&mut self, k: u32, size: u8) {
-        self.bytes(&[0x41, 0xb8]); // mov r8d, k
-        self.imm32(k);
-        self.bytes(&[0x4d, 0x01, 0xd8]); // add r8, r11
-        self.bound_tail(size);
+        // One lea when k + size is a positive displacement (X is
+        // zero-extended in r11), else a 64-bit sum.
+        match i32::try_from(u64::from(k) + u64::from(size)) {
+            Ok(d @ 0..=0x7f) => self.bytes(&[0x4d, 0x8d, 0x43, d as u8]), // lea r8,[r11+d8]
+            Ok(d) => {
+                self.bytes(&[0x4d, 0x8d, 0x83]); // lea r8,[r11+d32]
+                self.imm32(d as u32);
+            }
+            Err(_) => {
+                self.bytes(&[0x41, 0xb8]); // mov r8d, k
+                self.imm32(k);
+                self.bytes(&[0x4d, 0x01, 0xd8]); // add r8, r11
+                self.bytes(&[0x49, 0x83, 0xc0, size]); // add r8, size
+            }
+        }
+        self.bound_check();
     }
 
-    fn bound_tail(&mut self, size: u8) {
-        self.bytes(&[0x49, 0x83, 0xc0, size]); // add r8, size
+    /// Falls back if r8 passes the head's end.
+    fn bound_check(&mut self) {
         self.bytes(&[0x49, 0x39, 0xf0]); // cmp r8, rsi
-        self.jump(&[0x0f, 0x87], Target::Fallback); // ja fallback
+        self.jump(Some(CC_A), Target::Fallback); // ja fallback
     }
 
     /// A = the big-endian value of `size` bytes ending at head + r8.
@@ -141,9 +186,9 @@ impl Emitter {
         }
         if t == next {
             // Jump on the opposite condition (x86 condition codes pair up).
-            self.jump(&[0x0f, 0x80 | (cc ^ 1)], Target::Insn(f));
+            self.jump(Some(cc ^ 1), Target::Insn(f));
         } else {
-            self.jump(&[0x0f, 0x80 | cc], Target::Insn(t));
+            self.jump(Some(cc), Target::Insn(t));
             if f != next {
                 self.jmp(Target::Insn(f));
             }
@@ -156,6 +201,7 @@ const CC_E: u8 = 0x4;
 const CC_NE: u8 = 0x5;
 const CC_A: u8 = 0x7;
 const CC_AE: u8 = 0x3;
+const CC_B: u8 = 0x2;
 
 /// How far the program's constant-offset loads reach (`off + size`).
 fn abs_reach(insns: &[BpfInsn]) -> u64 {
@@ -191,6 +237,11 @@ pub struct Compiled {
 /// starts.
 static PLACED: AtomicUsize = AtomicUsize::new(0);
 
+/// The same for dispatchers, counted apart: a tap's dispatchers are rebuilt
+/// at every change of its readers, and counting their lines in [`PLACED`]
+/// would leave the programs' starts on a few lines only.
+static DISPATCHERS_PLACED: AtomicUsize = AtomicUsize::new(0);
+
 /// Compiles a program the validator accepted. An empty program accepts
 /// every packet whole.
 ///
@@ -201,9 +252,14 @@ static PLACED: AtomicUsize = AtomicUsize::new(0);
 /// the cache line where the previous one ended, modulo the page (it may
 /// then run into a second page), and every set gets its share.
 pub fn compile(insns: &[BpfInsn]) -> Compiled {
-    let body = compile_body(insns);
+    place(compile_body(insns), &PLACED)
+}
+
+/// Gives `body` its start line in the page (see [`compile`]), the next one
+/// of `placed`.
+fn place(body: Vec<u8>, placed: &AtomicUsize) -> Compiled {
     let lines = body.len().div_ceil(CACHE_LINE);
-    let start = PLACED.fetch_add(lines, Ordering::Relaxed);
+    let start = placed.fetch_add(lines, Ordering::Relaxed);
     let entry = start % (PAGE_SIZE / CACHE_LINE) * CACHE_LINE;
     let mut code = Vec::with_capacity(entry + body.len());
     code.resize(entry, INT3);
@@ -214,9 +270,83 @@ pub fn compile(insns: &[BpfInsn]) -> Compiled {
 const CACHE_LINE: usize = 64;
 const INT3: u8 = 0xcc;
 
+/// Programs one dispatcher calls at most.
+pub const DISPATCH_SLOTS: usize = 32;
+
+/// Compiles a dispatcher: a function with a program's signature that calls
+/// `targets[i]`, when present, on its own packet arguments and stores the
+/// 64-bit answer at `out[i]`, where `out` is what it gets in place of `mem`
+/// (an array of `targets.len()` u64). The targets must be compiled programs
+/// that never touch scratch memory: they get a null `mem`. Slots without a
+/// target get `u64::MAX`, which has [`FALLBACK`] set. Returns `None` for
+/// more than [`DISPATCH_SLOTS`] targets.
+///
+/// Calling many programs in turn from one indirect call site, the processor
+/// must guess among as many targets at that one site, and past a few dozen
+/// it guesses wrong on almost every call. The dispatcher gives every
+/// program its own call site, whose target never changes.
+pub fn compile_dispatch(targets: &[Option<u64>]) -> Option<Compiled> {
+    if targets.len() > DISPATCH_SLOTS {
+        return None;
+    }
+    let mut c = Vec::with_capacity(40 + 32 * targets.len());
+    // Keep the arguments in registers the programs never touch (they use
+    // only caller-saved ones): rbx = out, r12 = head, r13 = head length,
+    // r14d = wire length. Five pushes and the return address leave the
+    // stack 16-byte aligned for the calls.
+    c.extend_from_slice(&[0x53, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57]); // push rbx,r12..r15
+    c.extend_from_slice(&[0x48, 0x89, 0xcb]); // mov rbx,rcx
+    c.extend_from_slice(&[0x49, 0x89, 0xfc, 0x49, 0x89, 0xf5, 0x41, 0x89, 0xd6]); // mov r12,rdi; mov r13,rsi; mov r14d,edx
+    for (i, target) in targets.iter().enumerate() {
+        let Some(target) = target else {
+            c.extend_from_slice(&[0x48, 0xc7, 0x83]); // mov qword [rbx+8i],-1
+            c.extend_from_slice(&((8 * i) as u32).to_le_bytes());
+            c.extend_from_slice(&u32::MAX.to_le_bytes());
+            continue;
+        };
+        c.extend_from_slice(&[0x4c, 0x89, 0xe7, 0x4c, 0x89, 0xee, 0x44, 0x89, 0xf2]); // mov rdi,r12; mov rsi,r13; mov edx,r14d
+        c.extend_from_slice(&[0x31, 0xc9]); // xor ecx,ecx (no scratch memory)
+        c.extend_from_slice(&[0x48, 0xb8]); // mov rax,target
+        c.extend_from_slice(&target.to_le_bytes());
+        c.extend_from_slice(&[0xff, 0xd0]); // call rax
+        c.extend_from_slice(&[0x48, 0x89, 0x83]); // mov [rbx+8i],rax
+        c.extend_from_slice(&((8 * i) as u32).to_le_bytes());
+    }
+    c.extend_from_slice(&[0x31, 0xc0]); // xor eax,eax
+    c.extend_from_slice(&[0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5b, 0xc3]); // pop r15..r12,rbx; ret
+    Some(place(c, &DISPATCHERS_PLACED))
+}
+
+/// Jumps are short (rel8) where their target is near enough: every jump
+/// starts short, and each pass makes long the ones whose target was out of
+/// reach. A jump made long only moves code apart, so one that did not fit
+/// never fits later, and the passes end with every jump fitting. Should they
+/// not end within a few passes, every jump is long.
 fn compile_body(insns: &[BpfInsn]) -> Vec<u8> {
+    let mut short: Vec<bool> = Vec::new();
+    for _ in 0..8 {
+        let (code, jumps) = emit(insns, Some(short.clone()));
+        if jumps.iter().all(Result::is_ok) {
+            return code;
+        }
+        short = jumps
+            .iter()
+            .enumerate()
+            .map(|(i, j)| j.is_ok() && short.get(i) != Some(&false))
+            .collect();
+    }
+    emit(insns, None).0
+}
+
+/// Per jump: where its displacement is and where it goes, or `Err` when
+/// the displacement does not fit and the jump was left unpatched.
+type Jump = Result<(usize, usize), ()>;
+
+/// Emits the program, and what became of each jump.
+fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<Jump>) {
     let reach = abs_reach(insns);
-    let mut e = Emitter { code: Vec::new(), fixups: Vec::new(), hoisted: reach <= HOIST_LIMIT };
+    let mut e =
+        Emitter { code: Vec::new(), fixups: Vec::new(), hoisted: reach <= HOIST_LIMIT, short };
     // Prologue: r9d = wirelen, r10 = mem, A = X = 0.
     e.bytes(&[0x41, 0x89, 0xd1, 0x49, 0x89, 0xca, 0x31, 0xc0, 0x45, 0x31, 0xdb]);
     if e.hoisted && reach > 0 {
@@ -224,13 +354,13 @@ fn compile_body(insns: &[BpfInsn]) -> Vec<u8> {
         // shorter head goes to the interpreter.
         e.bytes(&[0x48, 0x81, 0xfe]); // cmp rsi,reach
         e.imm32(reach as u32);
-        e.jump(&[0x0f, 0x82], Target::Fallback); // jb fallback
+        e.jump(Some(CC_B), Target::Fallback); // jb fallback
     }
     if insns.is_empty() {
         e.bytes(&[0xb8]);
         e.imm32(u32::MAX);
         e.bytes(&[0xc3]);
-        return e.code;
+        return (e.code, Vec::new());
     }
     let mut offsets = Vec::with_capacity(insns.len());
     for (i, insn) in insns.iter().enumerate() {
@@ -297,6 +427,9 @@ fn compile_body(insns: &[BpfInsn]) -> Vec<u8> {
                         e.imm32(k);
                     }
                     (BPF_JSET, true) => e.bytes(&[0x44, 0x85, 0xd8]), // test eax,r11d
+                    (_, false) if k as i32 == i32::from(k as i8) => {
+                        e.bytes(&[0x83, 0xf8, k as u8]); // cmp eax,k (sign-extended imm8)
+                    }
                     (_, false) => {
                         e.bytes(&[0x3d]); // cmp eax,k
                         e.imm32(k);
@@ -306,7 +439,9 @@ fn compile_body(insns: &[BpfInsn]) -> Vec<u8> {
                 e.branch(cc, t, f, next);
             }
             BPF_RET => {
-                if rval(code) != BPF_A {
+                if rval(code) != BPF_A && k == 0 {
+                    e.bytes(&[0x31, 0xc0]); // xor eax,eax
+                } else if rval(code) != BPF_A {
                     e.bytes(&[0xb8]); // mov eax,k
                     e.imm32(k);
                 }
@@ -326,18 +461,27 @@ fn compile_body(insns: &[BpfInsn]) -> Vec<u8> {
     e.bytes(&[0xb8, 0x01, 0x00, 0x00, 0x00, 0x48, 0xc1, 0xe0, 0x20, 0xc3]); // mov eax,1; shl rax,32; ret
     let reject = e.code.len();
     e.bytes(&[0x31, 0xc0, 0xc3]); // xor eax,eax; ret
-    for (at, to) in core::mem::take(&mut e.fixups) {
+    let mut patched = Vec::with_capacity(e.fixups.len());
+    for Fixup { at, short, to } in core::mem::take(&mut e.fixups) {
         let dest = match to {
             Target::Insn(i) => offsets.get(i).copied().unwrap_or(reject),
             Target::Fallback => fallback,
             Target::Reject => reject,
         };
-        let rel = (dest as i64 - (at as i64 + 4)) as i32;
-        if let Some(slot) = e.code.get_mut(at..at + 4) {
-            slot.copy_from_slice(&rel.to_le_bytes());
-        }
+        let width = if short { 1 } else { 4 };
+        let rel = dest as i64 - (at + width) as i64;
+        let done = match (short, e.code.get_mut(at..at + width)) {
+            (true, Some(slot)) => {
+                i8::try_from(rel).map(|r| slot.copy_from_slice(&r.to_le_bytes())).is_ok()
+            }
+            (false, Some(slot)) => {
+                i32::try_from(rel).map(|r| slot.copy_from_slice(&r.to_le_bytes())).is_ok()
+            }
+            (_, None) => false,
+        };
+        patched.push(if done { Ok((at, dest)) } else { Err(()) });
     }
-    e.code
+    (e.code, patched)
 }
 
 /// A = A op operand (k, or X for BPF_X).
@@ -376,7 +520,7 @@ fn alu(e: &mut Emitter, code: u16, k: u32) {
         (_, true) => {
             // DIV or MOD by X: X == 0 rejects.
             e.bytes(&[0x45, 0x85, 0xdb]); // test r11d,r11d
-            e.jump(&[0x0f, 0x84], Target::Reject); // jz reject
+            e.jump(Some(CC_E), Target::Reject); // jz reject
             e.bytes(&[0x31, 0xd2, 0x41, 0xf7, 0xf3]); // xor edx,edx; div r11d
             if op(code) == BPF_MOD {
                 e.bytes(&[0x89, 0xd0]); // mov eax,edx

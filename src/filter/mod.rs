@@ -50,8 +50,9 @@ pub type NativeEntry = unsafe extern "sysv64" fn(*const u8, u64, u32, *mut u32) 
 ///
 /// # Safety
 /// `entry` must return the address of the function [`jit::compile`]
-/// produced for the instructions the program was built from (its
-/// `code[entry..]`), executable and unchanged for the lifetime of `self`.
+/// produced for the instructions the program was built from, or that
+/// [`jit::compile_dispatch`] produced (its `code[entry..]`), executable and
+/// unchanged for the lifetime of `self`.
 pub unsafe trait NativeCode: Send + Sync {
     /// The compiled function.
     fn entry(&self) -> NativeEntry;
@@ -125,6 +126,32 @@ impl Program {
     /// Whether the program runs as native code.
     pub fn is_native(&self) -> bool {
         self.native.is_some()
+    }
+
+    /// The native code a dispatcher may call for this program
+    /// ([`jit::compile_dispatch`]): it has some, and it never touches
+    /// scratch memory.
+    pub fn dispatchable(&self) -> Option<&Arc<dyn NativeCode>> {
+        self.native.as_ref().filter(|_| !self.uses_mem).map(|(_, code)| code)
+    }
+
+    /// Like [`run_on`](Self::run_on), given what a dispatcher got from
+    /// calling the code at address `entry` on this packet: that answer, when
+    /// `entry` is this program's native code and the code decided.
+    #[inline]
+    pub fn run_given<P: PacketBytes + ?Sized>(
+        &self,
+        pkt: &P,
+        wirelen: u32,
+        given: Option<(usize, u64)>,
+    ) -> u32 {
+        if let Some((entry, r)) = given {
+            if r & jit::FALLBACK == 0 && self.native.as_ref().is_some_and(|n| n.0 as usize == entry)
+            {
+                return r as u32;
+            }
+        }
+        self.run_on(pkt, wirelen)
     }
 
     /// Instructions in the original program.

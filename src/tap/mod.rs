@@ -11,6 +11,8 @@
 //! only accepted packets lock one descriptor at a time; wakeups happen after
 //! that lock is dropped.
 
+mod dispatch;
+
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -25,13 +27,20 @@ use crate::platform::{DescLock, GlobalLock, NetIf, Platform, TapPacket};
 
 type Listeners<P> = Vec<Arc<Descriptor<P>>>;
 
+/// A tap's readers as published for the delivery path: the list, and a
+/// dispatcher for each group of [`dispatch::GROUP`] readers that has one.
+struct Readers<P: Platform> {
+    list: Listeners<P>,
+    groups: Vec<Option<dispatch::Group>>,
+}
+
 /// One (interface, data-link type) with listeners.
 pub struct Tap<P: Platform> {
     iface: P::Iface,
     dlt: u32,
     link_hdrlen: u32,
     record_hdrlen: usize,
-    readers: EpochCell<Listeners<P>>,
+    readers: EpochCell<Readers<P>>,
     dying: AtomicBool,
 }
 
@@ -72,6 +81,12 @@ impl<P: Platform> Tap<P> {
         self.record_hdrlen
     }
 
+    /// How many readers' filters a dispatcher runs now (see
+    /// [`dispatch`]), for tests and statistics.
+    pub fn dispatched(&self, section: &P::EpochGuard) -> usize {
+        self.readers.get(section).map_or(0, |r| r.groups.iter().flatten().map(|g| g.calls()).sum())
+    }
+
     /// Offers one packet to every reader of this tap.
     pub fn deliver<B: PacketBytes + ?Sized>(
         &self,
@@ -81,8 +96,28 @@ impl<P: Platform> Tap<P> {
     ) {
         let Some(readers) = self.readers.get(section) else { return };
         let mut time = PacketTime::new(pkt.hw_time);
-        for d in readers.iter() {
-            d.deliver(bpf, self, section, pkt, &mut time);
+        if readers.groups.is_empty() {
+            for d in readers.list.iter() {
+                d.deliver(bpf, self, section, pkt, &mut time, None);
+            }
+            return;
+        }
+        let wirelen = u32::try_from(pkt.bytes.len()).unwrap_or(u32::MAX);
+        let mut out = dispatch::answers();
+        for (group, list) in readers.groups.iter().zip(readers.list.chunks(dispatch::GROUP)) {
+            match group {
+                Some(group) => {
+                    let answers = group.run(pkt.bytes.head(), wirelen, &mut out);
+                    for (d, given) in list.iter().zip(answers) {
+                        d.deliver(bpf, self, section, pkt, &mut time, Some(given));
+                    }
+                }
+                None => {
+                    for d in list.iter() {
+                        d.deliver(bpf, self, section, pkt, &mut time, None);
+                    }
+                }
+            }
         }
     }
 }
@@ -118,7 +153,20 @@ impl<P: Platform> Registry<P> {
     /// Republishes a tap's readers, and the list of active taps.
     fn publish(&self, platform: &P, active: &ActiveTaps<P>, index: usize) {
         let Some(entry) = self.entries.get(index) else { return };
-        let readers = (!entry.readers.is_empty()).then(|| Box::new(entry.readers.clone()));
+        let readers = (!entry.readers.is_empty()).then(|| {
+            let list = entry.readers.clone();
+            let mut groups: Vec<Option<dispatch::Group>> = list
+                .chunks(dispatch::GROUP)
+                .map(|group| {
+                    let codes = group.iter().map(|d| d.state.lock().dispatchable.clone()).collect();
+                    dispatch::Group::build(platform, codes)
+                })
+                .collect();
+            if groups.iter().all(Option::is_none) {
+                groups.clear();
+            }
+            Box::new(Readers { list, groups })
+        });
         entry.tap.readers.replace(platform, readers);
         let taps: Vec<Arc<Tap<P>>> =
             self.entries.iter().filter(|e| !e.readers.is_empty()).map(|e| e.tap.clone()).collect();
@@ -237,6 +285,15 @@ impl<P: Platform> Bpf<P> {
             if first {
                 tap.iface.set_tapped(true);
             }
+        }
+    }
+
+    /// Publishes `d`'s tap again if `d` reads there: its read filter changed.
+    pub(crate) fn republish(&self, reg: &mut Registry<P>, d: &Arc<Descriptor<P>>) {
+        let Some(tap) = d.state.lock().tap.clone() else { return };
+        let Some(index) = reg.position(&tap) else { return };
+        if reg.entries.get(index).is_some_and(|e| e.readers.iter().any(|r| Arc::ptr_eq(r, d))) {
+            reg.publish(&self.platform, &self.active, index);
         }
     }
 

@@ -242,6 +242,7 @@ unsafe impl GlobalAlloc for KernelMalloc {
 
 static EXEC_LIVE: AtomicI64 = AtomicI64::new(0);
 static EXEC_ALLOCS: AtomicU64 = AtomicU64::new(0);
+static EXEC_DISPATCHERS: AtomicU64 = AtomicU64::new(0);
 /// Executable mappings: address -> length.
 static EXEC_MAPS: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());
 
@@ -276,7 +277,19 @@ pub unsafe extern "C" fn zbpf_kpi_exec_alloc(code: *const u8, size: usize) -> *m
     quiet(|| relock(&EXEC_MAPS).insert(p as usize, len));
     EXEC_LIVE.fetch_add(1, SeqCst);
     EXEC_ALLOCS.fetch_add(1, SeqCst);
+    // SAFETY: the caller passes `size` readable bytes of code.
+    let bytes = unsafe { std::slice::from_raw_parts(code, size) };
+    // A dispatcher (filter::jit::compile_dispatch) starts, after its int3
+    // padding, by saving rbx and r12; a filter never touches them.
+    if bytes.iter().skip_while(|&&b| b == 0xcc).take(3).eq([0x53, 0x41, 0x54].iter()) {
+        EXEC_DISPATCHERS.fetch_add(1, SeqCst);
+    }
     p
+}
+
+/// Dispatchers among the executable allocations made so far.
+pub fn exec_dispatchers() -> u64 {
+    EXEC_DISPATCHERS.load(SeqCst)
 }
 
 /// free(9) of executable memory.

@@ -193,46 +193,86 @@ pub struct DispatchRow {
     /// Best ns per call when they are copies of one program sharing one
     /// native code.
     pub shared_ns: f64,
+    /// Best ns per call for the distinct programs called by dispatchers
+    /// (`jit::compile_dispatch`), each program from its own call site, as
+    /// the engine calls them.
+    pub dispatched_ns: f64,
 }
 
 /// Calls `counts` native filters in turn on one 64-byte frame, the way the
-/// delivery loop calls one per descriptor: once with distinct programs,
-/// once with copies sharing one native code. Same instructions either way;
-/// only the number of distinct code addresses differs.
+/// delivery loop calls one per descriptor: distinct programs from one call
+/// site, copies sharing one native code from one call site, and distinct
+/// programs through dispatchers. Same filter instructions every way; what
+/// differs is how many code addresses each call site jumps to.
 pub fn dispatch(counts: &[usize], effort: Effort) -> Result<Vec<DispatchRow>, String> {
+    use zbpf::filter::jit::{compile, compile_dispatch, DISPATCH_SLOTS};
+    use zbpf::hosted::native::HostedNative;
     let frame = traffic::fixed(1, SIZE).remove(0);
-    let compile = |expr: &str| -> Result<zbpf::filter::Program, String> {
-        let insns = zbpf::hosted::libpcap::compile(expr, zbpf::abi::dlt::DLT_EN10MB, 65535)?;
-        let p = zbpf::hosted::native::native_program(&insns).map_err(|e| format!("{e:?}"))?;
+    let insns = |i: usize| {
+        zbpf::hosted::libpcap::compile(
+            &format!("udp port {}", 2000 + i),
+            zbpf::abi::dlt::DLT_EN10MB,
+            65535,
+        )
+    };
+    let program = |i: usize| -> Result<zbpf::filter::Program, String> {
+        let p = zbpf::hosted::native::native_program(&insns(i)?).map_err(|e| format!("{e:?}"))?;
         p.is_native().then_some(p).ok_or_else(|| "no native code on this platform".to_string())
     };
-    let one = compile("udp port 2000")?;
-    let time = |progs: &[zbpf::filter::Program]| -> f64 {
-        let calls = (effort.sample.as_secs_f64() * 2e8) as usize;
-        let reps = (calls / progs.len()).max(1);
+    let one = program(0)?;
+    let time = |calls_per_rep: usize, f: &mut dyn FnMut() -> u64| -> f64 {
+        let reps = ((effort.sample.as_secs_f64() * 2e8) as usize / calls_per_rep).max(1);
         let mut best = f64::MAX;
         for _ in 0..effort.samples {
             let t0 = Instant::now();
             let mut acc = 0u64;
             for _ in 0..reps {
-                for p in progs {
-                    acc = acc.wrapping_add(u64::from(p.run(std::hint::black_box(&frame), 64)));
-                }
+                acc = acc.wrapping_add(f());
             }
             std::hint::black_box(acc);
-            best = best.min(t0.elapsed().as_secs_f64() * 1e9 / (reps * progs.len()) as f64);
+            best = best.min(t0.elapsed().as_secs_f64() * 1e9 / (reps * calls_per_rep) as f64);
         }
         best
     };
+    let each = |progs: &[zbpf::filter::Program]| {
+        progs.iter().map(|p| u64::from(p.run(std::hint::black_box(&frame), 64))).sum::<u64>()
+    };
     let mut rows = Vec::new();
     for &n in counts {
-        let distinct: Vec<_> =
-            (0..n).map(|i| compile(&format!("udp port {}", 2000 + i))).collect::<Result<_, _>>()?;
+        let distinct: Vec<_> = (0..n).map(program).collect::<Result<_, _>>()?;
         let shared: Vec<_> = (0..n).map(|_| one.clone()).collect();
+        // The same programs' code again, called by dispatchers of up to
+        // DISPATCH_SLOTS programs each.
+        let codes: Vec<_> = (0..n)
+            .map(|i| HostedNative::map(&compile(&insns(i)?)).ok_or_else(|| "mapping".to_string()))
+            .collect::<Result<_, _>>()?;
+        let dispatchers: Vec<_> = codes
+            .chunks(DISPATCH_SLOTS)
+            .map(|group| {
+                let targets: Vec<_> =
+                    group.iter().map(|c| Some(c.entry() as usize as u64)).collect();
+                compile_dispatch(&targets)
+                    .and_then(|d| HostedNative::map(&d))
+                    .ok_or_else(|| "dispatcher".to_string())
+            })
+            .collect::<Result<_, _>>()?;
+        let mut out = [0u64; DISPATCH_SLOTS];
+        let mut dispatched = || {
+            let mut sum = 0u64;
+            for (d, group) in dispatchers.iter().zip(codes.chunks(DISPATCH_SLOTS)) {
+                let head = std::hint::black_box(&frame);
+                // SAFETY: the dispatcher calls the programs in `codes`, kept
+                // mapped, which read only `head`; it writes out[..group.len()].
+                unsafe { d.entry()(head.as_ptr(), 64, 64, out.as_mut_ptr().cast()) };
+                sum += out[..group.len()].iter().map(|&r| r as u32 as u64).sum::<u64>();
+            }
+            sum
+        };
         rows.push(DispatchRow {
             programs: n,
-            distinct_ns: time(&distinct),
-            shared_ns: time(&shared),
+            distinct_ns: time(n, &mut || each(&distinct)),
+            shared_ns: time(n, &mut || each(&shared)),
+            dispatched_ns: time(n, &mut dispatched),
         });
     }
     Ok(rows)
