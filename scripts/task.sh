@@ -47,7 +47,9 @@ ko() {
 man() { mandoc -T lint -W warning kmod/zbpf.4 && echo "zbpf.4: no mandoc warnings"; }
 lint() {
     shellcheck scripts/*.sh scripts/freebsd/*.sh scripts/libpcap/*.sh tests/sim/*.sh .ci/run &&
-        echo "scripts: shellcheck clean"
+        echo "scripts: shellcheck clean" &&
+        RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --features "$FEATURES" &&
+        echo "rustdoc: no broken or private links"
 }
 # The libpcap patches (1.10.3, 1.10.5): apply to the upstream sources, compile for
 # FreeBSD with zero copy in (scripts/libpcap/check.sh).

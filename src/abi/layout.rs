@@ -1,7 +1,7 @@
 //! Byte images of ABI structures.
 //!
 //! Every structure that crosses the user/kernel boundary is declared with
-//! [`abi_struct!`]. The macro emits the `repr(C)` type, compile-time checks of
+//! `abi_struct!`. The macro emits the `repr(C)` type, compile-time checks of
 //! its size, alignment and every field offset, a [`StructLayout`] row for the
 //! generated C check against FreeBSD's headers, and padding-free conversion to
 //! and from bytes. Conversions are field by field, so padding is never read

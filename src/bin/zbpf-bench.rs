@@ -253,13 +253,13 @@ fn run(args: &Args) -> Result<(), String> {
         let dispatch = scale::dispatch(&[1, 8, 64], effort)?;
         println!("native filter calls alone: ns per call");
         println!(
-            "{:>11} {:>10} {:>12} {:>12}",
-            "programs", "distinct", "shared code", "dispatched"
+            "{:>11} {:>10} {:>12} {:>12} {:>12}",
+            "programs", "distinct", "shared code", "dispatched", "packed"
         );
         for d in &dispatch {
             println!(
-                "{:>11} {:>10.2} {:>12.2} {:>12.2}",
-                d.programs, d.distinct_ns, d.shared_ns, d.dispatched_ns
+                "{:>11} {:>10.2} {:>12.2} {:>12.2} {:>12.2}",
+                d.programs, d.distinct_ns, d.shared_ns, d.dispatched_ns, d.packed_ns
             );
         }
         Some((jit, (interp, dispatch)))

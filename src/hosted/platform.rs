@@ -195,7 +195,7 @@ fn my_slot() -> Option<usize> {
 /// unlocked instruction to the running CPU's copy, and sums the copies on
 /// fetch. Here each thread leases a slot and is its only writer, so an add
 /// is a plain load and store, no locked instruction; threads beyond
-/// [`OWN_SLOTS`] share a slot with atomic adds. Zeroing records the sum as
+/// `OWN_SLOTS` share a slot with atomic adds. Zeroing records the sum as
 /// the new origin: an add racing with it counts either before or after.
 pub struct HostedCounter {
     own: [AtomicU64; OWN_SLOTS],

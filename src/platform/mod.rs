@@ -150,7 +150,7 @@ pub trait Notes: Send + Sync {
     /// The owner (0 if none). FIOGETOWN.
     fn owner(&self) -> i32;
     /// Arms the read-timeout timer to fire after `ticks`; it then calls
-    /// [`Descriptor::timer_fired`](crate::engine::Descriptor::timer_fired)
+    /// [`Bpf::timer_fired`](crate::engine::Bpf::timer_fired)
     /// with `token`. Re-arming replaces a pending arming.
     fn arm_timer(&self, ticks: u32, token: u64);
     /// Cancels a pending timer, if any.

@@ -197,6 +197,9 @@ pub struct DispatchRow {
     /// (`jit::compile_dispatch`), each program from its own call site, as
     /// the engine calls them.
     pub dispatched_ns: f64,
+    /// The same, the programs' code packed together in one mapping (a few
+    /// pages) instead of one mapping each.
+    pub packed_ns: f64,
 }
 
 /// Calls `counts` native filters in turn on one 64-byte frame, the way the
@@ -242,38 +245,105 @@ pub fn dispatch(counts: &[usize], effort: Effort) -> Result<Vec<DispatchRow>, St
         let distinct: Vec<_> = (0..n).map(program).collect::<Result<_, _>>()?;
         let shared: Vec<_> = (0..n).map(|_| one.clone()).collect();
         // The same programs' code again, called by dispatchers of up to
-        // DISPATCH_SLOTS programs each.
+        // DISPATCH_SLOTS programs each: each program in its own mapping, as
+        // the engine maps them, then all packed in one mapping.
         let codes: Vec<_> = (0..n)
             .map(|i| HostedNative::map(&compile(&insns(i)?)).ok_or_else(|| "mapping".to_string()))
             .collect::<Result<_, _>>()?;
-        let dispatchers: Vec<_> = codes
-            .chunks(DISPATCH_SLOTS)
-            .map(|group| {
-                let targets: Vec<_> =
-                    group.iter().map(|c| Some(c.entry() as usize as u64)).collect();
-                compile_dispatch(&targets)
-                    .and_then(|d| HostedNative::map(&d))
-                    .ok_or_else(|| "dispatcher".to_string())
-            })
+        let apart: Vec<u64> = codes.iter().map(|c| c.entry() as usize as u64).collect();
+        let bodies: Vec<Vec<u8>> = (0..n)
+            .map(|i| insns(i).map(|p| compile(&p)).map(|c| c.code[c.entry..].to_vec()))
             .collect::<Result<_, _>>()?;
-        let mut out = [0u64; DISPATCH_SLOTS];
-        let mut dispatched = || {
-            let mut sum = 0u64;
-            for (d, group) in dispatchers.iter().zip(codes.chunks(DISPATCH_SLOTS)) {
-                let head = std::hint::black_box(&frame);
-                // SAFETY: the dispatcher calls the programs in `codes`, kept
-                // mapped, which read only `head`; it writes out[..group.len()].
-                unsafe { d.entry()(head.as_ptr(), 64, 64, out.as_mut_ptr().cast()) };
-                sum += out[..group.len()].iter().map(|&r| r as u32 as u64).sum::<u64>();
-            }
-            sum
+        let packed = Packed::new(&bodies).ok_or("packing the programs")?;
+        let dispatched = |entries: &[u64]| -> Result<f64, String> {
+            let dispatchers: Vec<_> = entries
+                .chunks(DISPATCH_SLOTS)
+                .map(|group| {
+                    let targets: Vec<_> = group.iter().map(|&e| Some(e)).collect();
+                    compile_dispatch(&targets)
+                        .and_then(|d| HostedNative::map(&d))
+                        .ok_or_else(|| "dispatcher".to_string())
+                })
+                .collect::<Result<_, _>>()?;
+            let mut out = [0u64; DISPATCH_SLOTS];
+            Ok(time(n, &mut || {
+                let mut sum = 0u64;
+                for (d, group) in dispatchers.iter().zip(entries.chunks(DISPATCH_SLOTS)) {
+                    let head = std::hint::black_box(&frame);
+                    // SAFETY: the dispatcher calls the programs at `entries`,
+                    // kept mapped by `codes` and `packed`, which read only
+                    // `head`; it writes out[..group.len()].
+                    unsafe { d.entry()(head.as_ptr(), 64, 64, out.as_mut_ptr().cast()) };
+                    sum += out[..group.len()].iter().map(|&r| r as u32 as u64).sum::<u64>();
+                }
+                sum
+            }))
         };
         rows.push(DispatchRow {
             programs: n,
             distinct_ns: time(n, &mut || each(&distinct)),
             shared_ns: time(n, &mut || each(&shared)),
-            dispatched_ns: time(n, &mut dispatched),
+            dispatched_ns: dispatched(&apart)?,
+            packed_ns: dispatched(&packed.entries)?,
         });
     }
     Ok(rows)
+}
+
+/// Compiled programs packed end to end, each at a cache line, in one
+/// read-only executable mapping.
+struct Packed {
+    map: *mut libc::c_void,
+    len: usize,
+    /// Where each program starts.
+    entries: Vec<u64>,
+}
+
+impl Packed {
+    fn new(bodies: &[Vec<u8>]) -> Option<Packed> {
+        let offsets: Vec<usize> = bodies
+            .iter()
+            .scan(0, |at, b| {
+                let here = *at;
+                *at += b.len().div_ceil(64) * 64;
+                Some(here)
+            })
+            .collect();
+        let len = offsets.last().zip(bodies.last()).map_or(0, |(o, b)| o + b.len()).max(1);
+        // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return None;
+        }
+        // Unmapped on drop, including on the way out below.
+        let mut packed = Packed { map, len, entries: Vec::new() };
+        for (b, &o) in bodies.iter().zip(&offsets) {
+            // SAFETY: `o + b.len() <= len` by construction of the offsets;
+            // the mapping is writable until the mprotect below.
+            unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), map.cast::<u8>().add(o), b.len()) };
+        }
+        // SAFETY: changes this mapping's protection only, to read + execute.
+        if unsafe { libc::mprotect(map, len, libc::PROT_READ | libc::PROT_EXEC) } != 0 {
+            return None;
+        }
+        packed.entries = offsets.iter().map(|&o| map as u64 + o as u64).collect();
+        Some(packed)
+    }
+}
+
+impl Drop for Packed {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once; the dispatchers
+        // that call into it are gone before it.
+        unsafe { libc::munmap(self.map, self.len) };
+    }
 }
