@@ -254,7 +254,19 @@ pub fn dispatch(counts: &[usize], effort: Effort) -> Result<Vec<DispatchRow>, St
         let bodies: Vec<Vec<u8>> = (0..n)
             .map(|i| insns(i).map(|p| compile(&p)).map(|c| c.code[c.entry..].to_vec()))
             .collect::<Result<_, _>>()?;
-        let packed = Packed::new(&bodies).ok_or("packing the programs")?;
+        // One mapping: the programs end to end, each at a cache line. It
+        // starts with the first program, so it maps like one.
+        let mut blob = Vec::new();
+        let mut offsets = Vec::new();
+        for b in &bodies {
+            offsets.push(blob.len() as u64);
+            blob.extend_from_slice(b);
+            blob.resize(blob.len().next_multiple_of(64), 0xcc);
+        }
+        let packed = HostedNative::map(&zbpf::filter::jit::Compiled { code: blob, entry: 0 })
+            .ok_or("packing the programs")?;
+        let packed_entries: Vec<u64> =
+            offsets.iter().map(|o| packed.entry() as usize as u64 + o).collect();
         let dispatched = |entries: &[u64]| -> Result<f64, String> {
             let dispatchers: Vec<_> = entries
                 .chunks(DISPATCH_SLOTS)
@@ -284,66 +296,8 @@ pub fn dispatch(counts: &[usize], effort: Effort) -> Result<Vec<DispatchRow>, St
             distinct_ns: time(n, &mut || each(&distinct)),
             shared_ns: time(n, &mut || each(&shared)),
             dispatched_ns: dispatched(&apart)?,
-            packed_ns: dispatched(&packed.entries)?,
+            packed_ns: dispatched(&packed_entries)?,
         });
     }
     Ok(rows)
-}
-
-/// Compiled programs packed end to end, each at a cache line, in one
-/// read-only executable mapping.
-struct Packed {
-    map: *mut libc::c_void,
-    len: usize,
-    /// Where each program starts.
-    entries: Vec<u64>,
-}
-
-impl Packed {
-    fn new(bodies: &[Vec<u8>]) -> Option<Packed> {
-        let offsets: Vec<usize> = bodies
-            .iter()
-            .scan(0, |at, b| {
-                let here = *at;
-                *at += b.len().div_ceil(64) * 64;
-                Some(here)
-            })
-            .collect();
-        let len = offsets.last().zip(bodies.last()).map_or(0, |(o, b)| o + b.len()).max(1);
-        // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
-        let map = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if map == libc::MAP_FAILED {
-            return None;
-        }
-        // Unmapped on drop, including on the way out below.
-        let mut packed = Packed { map, len, entries: Vec::new() };
-        for (b, &o) in bodies.iter().zip(&offsets) {
-            // SAFETY: `o + b.len() <= len` by construction of the offsets;
-            // the mapping is writable until the mprotect below.
-            unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), map.cast::<u8>().add(o), b.len()) };
-        }
-        // SAFETY: changes this mapping's protection only, to read + execute.
-        if unsafe { libc::mprotect(map, len, libc::PROT_READ | libc::PROT_EXEC) } != 0 {
-            return None;
-        }
-        packed.entries = offsets.iter().map(|&o| map as u64 + o as u64).collect();
-        Some(packed)
-    }
-}
-
-impl Drop for Packed {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`, unmapped once; the dispatchers
-        // that call into it are gone before it.
-        unsafe { libc::munmap(self.map, self.len) };
-    }
 }
