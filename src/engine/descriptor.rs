@@ -6,7 +6,7 @@
 //! rest is under the lock. Only packets the filter accepts take the lock.
 
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::buffers::{Caught, Slots};
 use super::heap::HeapBuf;
@@ -199,6 +199,9 @@ impl<C: Counter> Counters<C> {
 pub struct Descriptor<P: Platform> {
     /// The read filter; empty means "accept every packet whole".
     pub(crate) rfilter: EpochCell<Program>,
+    /// Counts the read filter's changes: a tap's dispatcher answers for a
+    /// reader only while this is what it was when the dispatcher was built.
+    pub(crate) filter_gen: AtomicU64,
     direction: AtomicU32,
     counters: Counters<P::Counter>,
     pub(crate) state: P::Lock<DescState<P>>,
@@ -209,6 +212,7 @@ impl<P: Platform> Descriptor<P> {
     pub(crate) fn new(notes: P::Notes, bufsize: usize, writer_only: bool, pid: i32) -> Self {
         Descriptor {
             rfilter: EpochCell::new(None),
+            filter_gen: AtomicU64::new(0),
             direction: AtomicU32::new(Direction::InOut as u32),
             counters: Counters::new(),
             state: P::Lock::new(DescState {
@@ -257,7 +261,9 @@ impl<P: Platform> Descriptor<P> {
     }
 
     /// Captures one packet offered by `tap`: direction check, filter, and
-    /// only when accepted, the lock, the copy and the wakeup.
+    /// only when accepted, the lock, the copy and the wakeup. `given` is
+    /// what the tap's dispatcher answered for this reader, and the
+    /// `filter_gen` it ran.
     #[inline(always)]
     pub(crate) fn deliver<B: PacketBytes + ?Sized>(
         &self,
@@ -266,16 +272,25 @@ impl<P: Platform> Descriptor<P> {
         section: &P::EpochGuard,
         pkt: &TapPacket<'_, B>,
         time: &mut PacketTime,
-        given: Option<(usize, u64)>,
+        given: Option<(u64, u64)>,
     ) {
         if !self.direction().admits(pkt.inbound) {
             return;
         }
         self.counters.received.add(1);
         let wirelen = u32::try_from(pkt.bytes.len()).unwrap_or(u32::MAX);
-        let snaplen = match self.rfilter.get(section) {
-            Some(prog) => prog.run_given(pkt.bytes, wirelen, given),
-            None => u32::MAX,
+        let snaplen = match given {
+            // The tap's dispatcher ran this reader's filter as it is now.
+            Some((gen, r))
+                if r & crate::filter::jit::FALLBACK == 0
+                    && gen == self.filter_gen.load(Ordering::Acquire) =>
+            {
+                r as u32
+            }
+            _ => match self.rfilter.get(section) {
+                Some(prog) => prog.run_on(pkt.bytes, wirelen),
+                None => u32::MAX,
+            },
         };
         if snaplen == 0 {
             return;

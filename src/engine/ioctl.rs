@@ -380,6 +380,9 @@ impl<P: Platform> Bpf<P> {
             drop(st);
             upgrade
         };
+        // Before the new filter is in place: from here on, the dispatcher
+        // built for the old one no longer answers for this reader.
+        d.filter_gen.fetch_add(1, Ordering::Release);
         d.rfilter.replace(&self.platform, program.map(alloc::boxed::Box::new));
         if upgrade {
             self.upgrade(&mut reg, d);

@@ -347,13 +347,31 @@ fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<Jump>) {
     let reach = abs_reach(insns);
     let mut e =
         Emitter { code: Vec::new(), fixups: Vec::new(), hoisted: reach <= HOIST_LIMIT, short };
-    // Prologue: r9d = wirelen, r10 = mem, A = X = 0.
-    e.bytes(&[0x41, 0x89, 0xd1, 0x49, 0x89, 0xca, 0x31, 0xc0, 0x45, 0x31, 0xdb]);
+    // Prologue: r9d = wirelen and r10 = mem for the programs that use them
+    // (short code keeps many programs in the instruction cache), A = X = 0.
+    let uses = |class_mode: &[(u16, u16)]| {
+        insns
+            .iter()
+            .any(|i| class_mode.iter().any(|&(c, m)| class(i.code) == c && mode(i.code) == m))
+    };
+    if uses(&[(BPF_LD, BPF_LEN), (BPF_LDX, BPF_LEN)]) {
+        e.bytes(&[0x41, 0x89, 0xd1]); // mov r9d,edx
+    }
+    if uses(&[(BPF_LD, BPF_MEM), (BPF_LDX, BPF_MEM)])
+        || insns.iter().any(|i| matches!(class(i.code), BPF_ST | BPF_STX))
+    {
+        e.bytes(&[0x49, 0x89, 0xca]); // mov r10,rcx
+    }
+    e.bytes(&[0x31, 0xc0, 0x45, 0x31, 0xdb]); // xor eax,eax; xor r11d,r11d
     if e.hoisted && reach > 0 {
         // The bounds fact: one check covers every constant-offset load; a
         // shorter head goes to the interpreter.
-        e.bytes(&[0x48, 0x81, 0xfe]); // cmp rsi,reach
-        e.imm32(reach as u32);
+        if reach < 0x80 {
+            e.bytes(&[0x48, 0x83, 0xfe, reach as u8]); // cmp rsi,reach (imm8)
+        } else {
+            e.bytes(&[0x48, 0x81, 0xfe]); // cmp rsi,reach
+            e.imm32(reach as u32);
+        }
         e.jump(Some(CC_B), Target::Fallback); // jb fallback
     }
     if insns.is_empty() {
@@ -458,9 +476,16 @@ fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<Jump>) {
     }
     // Out-of-line exits.
     let fallback = e.code.len();
-    e.bytes(&[0xb8, 0x01, 0x00, 0x00, 0x00, 0x48, 0xc1, 0xe0, 0x20, 0xc3]); // mov eax,1; shl rax,32; ret
+    e.bytes(&[0x31, 0xc0, 0x48, 0x0f, 0xba, 0xe8, 0x20, 0xc3]); // xor eax,eax; bts rax,32; ret
     let reject = e.code.len();
-    e.bytes(&[0x31, 0xc0, 0xc3]); // xor eax,eax; ret
+    let rejects = e.fixups.iter().any(|f| match f.to {
+        Target::Reject => true,
+        Target::Insn(i) => i >= offsets.len(),
+        Target::Fallback => false,
+    });
+    if rejects {
+        e.bytes(&[0x31, 0xc0, 0xc3]); // xor eax,eax; ret
+    }
     let mut patched = Vec::with_capacity(e.fixups.len());
     for Fixup { at, short, to } in core::mem::take(&mut e.fixups) {
         let dest = match to {
@@ -539,11 +564,14 @@ fn imm(e: &mut Emitter, opcode: u8, k: u32) {
 mod tests {
     use super::*;
 
+    /// Where `count` programs compiled in a row start. A counter of its
+    /// own: other tests compile programs at the same time.
     fn placements(insns: &[BpfInsn], count: usize) -> (Vec<u8>, Vec<usize>) {
         let body = compile_body(insns);
+        let placed = AtomicUsize::new(0);
         let mut entries = Vec::new();
         for _ in 0..count {
-            let c = compile(insns);
+            let c = place(compile_body(insns), &placed);
             assert_eq!(c.entry % CACHE_LINE, 0);
             assert!(c.code[..c.entry].iter().all(|&b| b == INT3));
             assert_eq!(c.code[c.entry..], body[..]);

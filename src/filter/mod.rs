@@ -135,25 +135,6 @@ impl Program {
         self.native.as_ref().filter(|_| !self.uses_mem).map(|(_, code)| code)
     }
 
-    /// Like [`run_on`](Self::run_on), given what a dispatcher got from
-    /// calling the code at address `entry` on this packet: that answer, when
-    /// `entry` is this program's native code and the code decided.
-    #[inline]
-    pub fn run_given<P: PacketBytes + ?Sized>(
-        &self,
-        pkt: &P,
-        wirelen: u32,
-        given: Option<(usize, u64)>,
-    ) -> u32 {
-        if let Some((entry, r)) = given {
-            if r & jit::FALLBACK == 0 && self.native.as_ref().is_some_and(|n| n.0 as usize == entry)
-            {
-                return r as u32;
-            }
-        }
-        self.run_on(pkt, wirelen)
-    }
-
     /// Instructions in the original program.
     pub fn len(&self) -> usize {
         self.len

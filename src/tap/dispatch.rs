@@ -5,11 +5,11 @@
 //! programs in turn is mispredicted on almost every call.
 //!
 //! A dispatcher is built from the read filters of the moment it is
-//! published, and keeps their code alive. When a reader's filter changes
-//! afterwards, its slot's answer no longer belongs to its program
-//! ([`Program::run_given`](crate::filter::Program::run_given) compares the
-//! code) and the program runs by itself until the tap is republished with a
-//! new dispatcher.
+//! published, and keeps their code alive. Each slot records its reader's
+//! filter generation (`Descriptor::filter_gen`): when the filter changes,
+//! the generation moves first, the slot's answer no longer counts, and the
+//! new program runs by itself until the tap is republished with a new
+//! dispatcher.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -28,48 +28,49 @@ pub(crate) const GROUP: usize = 32;
 pub(crate) struct Group {
     /// The dispatcher, kept mapped by its owner.
     code: (NativeEntry, Arc<dyn NativeCode>),
-    /// Per reader of the group: the address of the program code its slot
-    /// calls, or 0.
-    slots: Vec<usize>,
+    /// Per reader of the group: the filter generation its slot's program
+    /// belongs to, or `None` for a slot without a program.
+    slots: Vec<Option<u64>>,
     /// Keeps the code the slots call mapped while the dispatcher may run.
     _held: Vec<Arc<dyn NativeCode>>,
 }
 
 impl Group {
     /// A dispatcher for one group of readers, given the native code of each
-    /// one's read filter that a dispatcher may call. `None` when fewer than
-    /// two readers have such code (nothing to gain) or the platform cannot
-    /// run native code.
+    /// one's read filter that a dispatcher may call, and that filter's
+    /// generation. `None` when fewer than two readers have such code
+    /// (nothing to gain) or the platform cannot run native code.
     pub(crate) fn build<P: Platform>(
         platform: &P,
-        codes: Vec<Option<Arc<dyn NativeCode>>>,
+        codes: Vec<Option<(Arc<dyn NativeCode>, u64)>>,
     ) -> Option<Group> {
         if codes.len() > GROUP || codes.iter().flatten().count() < 2 {
             return None;
         }
-        let slots: Vec<usize> =
-            codes.iter().map(|c| c.as_ref().map_or(0, |c| c.entry() as usize)).collect();
-        let code = compile(platform, &slots)?;
-        let held = codes.into_iter().flatten().collect();
+        let targets: Vec<Option<u64>> =
+            codes.iter().map(|c| c.as_ref().map(|(c, _)| c.entry() as usize as u64)).collect();
+        let code = compile(platform, &targets)?;
+        let slots = codes.iter().map(|c| c.as_ref().map(|&(_, gen)| gen)).collect();
+        let held = codes.into_iter().flatten().map(|(c, _)| c).collect();
         Some(Group { code: (code.entry(), code), slots, _held: held })
     }
 
     /// How many programs the dispatcher calls.
     pub(crate) fn calls(&self) -> usize {
-        self.slots.iter().filter(|&&e| e != 0).count()
+        self.slots.iter().flatten().count()
     }
 
     /// Runs the group's programs on a packet whose first segment is `head`,
     /// their answers kept in `out`. Yields, per reader of the group in
-    /// order, the address of the code its slot ran (0 for none) and the
-    /// answer (with the fallback bit for none).
+    /// order, the filter generation its slot ran and the answer (the
+    /// fallback bit set for a slot without a program).
     #[inline]
     pub(crate) fn run<'a>(
         &'a self,
         head: &[u8],
         wirelen: u32,
         out: &'a mut Answers,
-    ) -> impl Iterator<Item = (usize, u64)> + 'a {
+    ) -> impl Iterator<Item = (u64, u64)> + 'a {
         let (entry, _owner) = &self.code;
         // The dispatcher calls each slot's program, which reads only
         // head[..head.len()] and gets no scratch memory, and writes out[i]
@@ -77,9 +78,9 @@ impl Group {
         // SAFETY: `entry` is compile_dispatch's code for `slots`, kept mapped
         // by `_owner`; every program it calls is kept mapped by `_held`.
         unsafe { entry(head.as_ptr(), head.len() as u64, wirelen, out.as_mut_ptr().cast()) };
-        self.slots.iter().zip(out.iter()).map(|(&entry, answer)| {
+        self.slots.iter().zip(out.iter()).map(|(&gen, answer)| {
             // SAFETY: the dispatcher wrote the answer of every slot.
-            (entry, unsafe { answer.assume_init() })
+            (gen.unwrap_or(u64::MAX), unsafe { answer.assume_init() })
         })
     }
 }
@@ -94,12 +95,73 @@ pub(crate) fn answers() -> Answers {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn compile<P: Platform>(platform: &P, slots: &[usize]) -> Option<Arc<dyn NativeCode>> {
-    let targets: Vec<Option<u64>> = slots.iter().map(|&e| (e != 0).then_some(e as u64)).collect();
-    platform.native_code(&crate::filter::jit::compile_dispatch(&targets)?)
+fn compile<P: Platform>(platform: &P, targets: &[Option<u64>]) -> Option<Arc<dyn NativeCode>> {
+    platform.native_code(&crate::filter::jit::compile_dispatch(targets)?)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn compile<P: Platform>(_: &P, _: &[usize]) -> Option<Arc<dyn NativeCode>> {
+fn compile<P: Platform>(_: &P, _: &[Option<u64>]) -> Option<Arc<dyn NativeCode>> {
     None
+}
+
+#[cfg(all(test, feature = "hosted"))]
+mod tests {
+    use std::prelude::rust_2021::*;
+
+    use core::sync::atomic::Ordering;
+
+    use crate::abi::ioctl::{BIOCSETF, BIOCSETIF};
+    use crate::abi::{dlt, BpfInsn, BpfProgram, IfReq, UserAddr};
+    use crate::hosted::net::{Segmentation, SimIface};
+    use crate::hosted::platform::HostedPlatform;
+    use crate::hosted::sim::Sim;
+    use crate::hosted::{libpcap, traffic};
+    use crate::platform::{Counter, Platform};
+
+    fn reader(sim: &Sim, filter: &[BpfInsn]) -> i32 {
+        let fd = sim.open(2).expect("open");
+        let mut insns = filter.to_vec();
+        let mut prog = BpfProgram {
+            bf_len: insns.len() as u32,
+            bf_insns: UserAddr(insns.as_mut_ptr() as u64),
+        };
+        sim.ioctl(fd, BIOCSETF, (&mut prog as *mut BpfProgram).cast()).expect("BIOCSETF");
+        let mut ifr = IfReq::default();
+        ifr.ifr_name[..3].copy_from_slice(b"em0");
+        sim.ioctl(fd, BIOCSETIF, (&mut ifr as *mut IfReq).cast()).expect("BIOCSETIF");
+        fd
+    }
+
+    /// Between a new read filter and the tap's new dispatcher (BIOCSETF
+    /// republishes the tap right after), the old dispatcher still runs; its
+    /// answer for the changed reader must not count.
+    #[test]
+    fn a_changed_filter_is_not_answered_by_the_old_dispatcher() {
+        let sim = Sim::new();
+        let iface = sim.add_iface(SimIface::ethernet("em0", [2, 0, 0x5e, 0x10, 0, 1]));
+        // Whole frames: the native code decides, no fallback.
+        iface.set_segmentation(Segmentation::Contiguous);
+        let compile = |e: &str| libpcap::compile(e, dlt::DLT_EN10MB, 65535).expect("compiles");
+        let (udp, tcp) = (compile("udp"), compile("tcp"));
+        let _a = reader(&sim, &udp);
+        let b = reader(&sim, &tcp);
+        let dispatched = || {
+            let epoch = &sim.bpf().platform.services.epoch;
+            let section = epoch.enter();
+            let key = <HostedPlatform as Platform>::iface_key(&iface);
+            let n =
+                sim.bpf().listening(&section, key, dlt::DLT_EN10MB).map(|t| t.dispatched(&section));
+            epoch.exit(section);
+            n
+        };
+        assert_eq!(dispatched(), Some(2), "two native filters, one dispatcher");
+        // What BIOCSETF does to B, without the republication that follows.
+        let d = sim.descriptor(b).expect("open");
+        d.filter_gen.fetch_add(1, Ordering::Release);
+        let program = sim.bpf().program(&udp).expect("valid");
+        d.rfilter.replace(&sim.bpf().platform, Some(Box::new(program)));
+        // A UDP frame: the old dispatcher ran "tcp" for B and rejected it.
+        sim.receive(&iface, &traffic::fixed(1, 64)[0]);
+        assert_eq!(d.counters().matched.fetch(), 1, "B's new filter decides");
+    }
 }

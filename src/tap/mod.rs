@@ -160,7 +160,13 @@ impl<P: Platform> Registry<P> {
             let mut groups: Vec<Option<dispatch::Group>> = list
                 .chunks(dispatch::GROUP)
                 .map(|group| {
-                    let codes = group.iter().map(|d| d.state.lock().dispatchable.clone()).collect();
+                    let codes = group
+                        .iter()
+                        .map(|d| {
+                            let code = d.state.lock().dispatchable.clone();
+                            code.map(|c| (c, d.filter_gen.load(Ordering::Acquire)))
+                        })
+                        .collect();
                     dispatch::Group::build(platform, codes)
                 })
                 .collect();

@@ -200,6 +200,8 @@ pub struct DispatchRow {
     /// The same, the programs' code packed together in one mapping (a few
     /// pages) instead of one mapping each.
     pub packed_ns: f64,
+    /// Bytes of native code per distinct program, on average.
+    pub code_bytes: f64,
 }
 
 /// Calls `counts` native filters in turn on one 64-byte frame, the way the
@@ -297,6 +299,7 @@ pub fn dispatch(counts: &[usize], effort: Effort) -> Result<Vec<DispatchRow>, St
             shared_ns: time(n, &mut || each(&shared)),
             dispatched_ns: dispatched(&apart)?,
             packed_ns: dispatched(&packed_entries)?,
+            code_bytes: bodies.iter().map(Vec::len).sum::<usize>() as f64 / n.max(1) as f64,
         });
     }
     Ok(rows)
