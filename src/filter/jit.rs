@@ -366,12 +366,8 @@ fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<Jump>) {
     if e.hoisted && reach > 0 {
         // The bounds fact: one check covers every constant-offset load; a
         // shorter head goes to the interpreter.
-        if reach < 0x80 {
-            e.bytes(&[0x48, 0x83, 0xfe, reach as u8]); // cmp rsi,reach (imm8)
-        } else {
-            e.bytes(&[0x48, 0x81, 0xfe]); // cmp rsi,reach
-            e.imm32(reach as u32);
-        }
+        e.bytes(&[0x48, 0x81, 0xfe]); // cmp rsi,reach
+        e.imm32(reach as u32);
         e.jump(Some(CC_B), Target::Fallback); // jb fallback
     }
     if insns.is_empty() {
