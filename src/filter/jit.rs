@@ -5,7 +5,9 @@
 //! dispatch at all, and leaves the processor only the packet's own
 //! data-dependent branches. This module only produces bytes: making them
 //! executable and calling them belongs to the platform
-//! ([`NativeCode`](super::NativeCode)).
+//! ([`NativeCode`](super::NativeCode)). It also makes the dispatchers that
+//! call many programs each from a call site of its own
+//! ([`compile_dispatch`]).
 //!
 //! The generated function follows the System V AMD64 convention:
 //!
@@ -69,7 +71,7 @@ impl Emitter {
     }
 
     /// A jump to `to`: conditional on `cc`, or always (`None`). Short
-    /// (rel8) when the first pass found it fits, else rel32.
+    /// (rel8) unless an earlier pass found its target out of reach.
     fn jump(&mut self, cc: Option<u8>, to: Target) {
         let short = self.short.as_ref().is_some_and(|s| s.get(self.fixups.len()) != Some(&false));
         match (cc, short) {
@@ -325,25 +327,19 @@ pub fn compile_dispatch(targets: &[Option<u64>]) -> Option<Compiled> {
 fn compile_body(insns: &[BpfInsn]) -> Vec<u8> {
     let mut short: Vec<bool> = Vec::new();
     for _ in 0..8 {
-        let (code, jumps) = emit(insns, Some(short.clone()));
-        if jumps.iter().all(Result::is_ok) {
+        let (code, fitted) = emit(insns, Some(short.clone()));
+        if fitted.iter().all(|&f| f) {
             return code;
         }
-        short = jumps
-            .iter()
-            .enumerate()
-            .map(|(i, j)| j.is_ok() && short.get(i) != Some(&false))
-            .collect();
+        short =
+            fitted.iter().enumerate().map(|(i, &f)| f && short.get(i) != Some(&false)).collect();
     }
     emit(insns, None).0
 }
 
-/// Per jump: where its displacement is and where it goes, or `Err` when
-/// the displacement does not fit and the jump was left unpatched.
-type Jump = Result<(usize, usize), ()>;
-
-/// Emits the program, and what became of each jump.
-fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<Jump>) {
+/// Emits the program, and per jump whether its displacement fitted (one
+/// that did not is left unpatched).
+fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<bool>) {
     let reach = abs_reach(insns);
     let mut e =
         Emitter { code: Vec::new(), fixups: Vec::new(), hoisted: reach <= HOIST_LIMIT, short };
@@ -482,7 +478,7 @@ fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<Jump>) {
     if rejects {
         e.bytes(&[0x31, 0xc0, 0xc3]); // xor eax,eax; ret
     }
-    let mut patched = Vec::with_capacity(e.fixups.len());
+    let mut fitted = Vec::with_capacity(e.fixups.len());
     for Fixup { at, short, to } in core::mem::take(&mut e.fixups) {
         let dest = match to {
             Target::Insn(i) => offsets.get(i).copied().unwrap_or(reject),
@@ -500,9 +496,9 @@ fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<Jump>) {
             }
             (_, None) => false,
         };
-        patched.push(if done { Ok((at, dest)) } else { Err(()) });
+        fitted.push(done);
     }
-    (e.code, patched)
+    (e.code, fitted)
 }
 
 /// A = A op operand (k, or X for BPF_X).
