@@ -139,9 +139,9 @@ fn dispatcher_puts_each_answer_in_its_slot() {
             for head in [&f[..], &f[..f.len().min(30)]] {
                 let mut out = [0x5a5a_5a5a_5a5a_5a5au64; DISPATCH_SLOTS + 1];
                 let wire = f.len() as u32;
-                // SAFETY: a dispatcher of `len` slots writes out[..len]; the
-                // programs it calls are mapped by `programs` and use no
-                // scratch memory.
+                // A dispatcher of `len` slots writes out[..len]; the programs
+                // it calls use no scratch memory.
+                // SAFETY: it and its programs stay mapped (`programs`).
                 unsafe {
                     dispatcher.entry()(
                         head.as_ptr(),

@@ -278,7 +278,7 @@ impl<P: Platform> Descriptor<P> {
             return;
         }
         self.counters.received.add(1);
-        let wirelen = u32::try_from(pkt.bytes.len()).unwrap_or(u32::MAX);
+        let wirelen = pkt.wirelen();
         let snaplen = match given {
             // The tap's dispatcher ran this reader's filter as it is now.
             Some((gen, r))

@@ -307,3 +307,11 @@ pub struct TapPacket<'a, B: PacketBytes + ?Sized> {
     /// A timestamp the hardware or driver attached, if any.
     pub hw_time: Option<Bintime>,
 }
+
+impl<B: PacketBytes + ?Sized> TapPacket<'_, B> {
+    /// The length on the wire, as a filter sees it (saturated to 32 bits).
+    #[inline]
+    pub fn wirelen(&self) -> u32 {
+        u32::try_from(self.bytes.len()).unwrap_or(u32::MAX)
+    }
+}

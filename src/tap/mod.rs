@@ -104,7 +104,7 @@ impl<P: Platform> Tap<P> {
             }
             return;
         }
-        let wirelen = u32::try_from(pkt.bytes.len()).unwrap_or(u32::MAX);
+        let wirelen = pkt.wirelen();
         let mut out = dispatch::answers();
         for (group, list) in readers.groups.iter().zip(readers.list.chunks(dispatch::GROUP)) {
             match group {

@@ -249,20 +249,20 @@ pub fn dispatch(counts: &[usize], effort: Effort) -> Result<Vec<DispatchRow>, St
         // The same programs' code again, called by dispatchers of up to
         // DISPATCH_SLOTS programs each: each program in its own mapping, as
         // the engine maps them, then all packed in one mapping.
-        let codes: Vec<_> = (0..n)
-            .map(|i| HostedNative::map(&compile(&insns(i)?)).ok_or_else(|| "mapping".to_string()))
+        let compiled: Vec<_> =
+            (0..n).map(|i| insns(i).map(|p| compile(&p))).collect::<Result<_, _>>()?;
+        let codes: Vec<_> = compiled
+            .iter()
+            .map(|c| HostedNative::map(c).ok_or_else(|| "mapping".to_string()))
             .collect::<Result<_, _>>()?;
         let apart: Vec<u64> = codes.iter().map(|c| c.entry() as usize as u64).collect();
-        let bodies: Vec<Vec<u8>> = (0..n)
-            .map(|i| insns(i).map(|p| compile(&p)).map(|c| c.code[c.entry..].to_vec()))
-            .collect::<Result<_, _>>()?;
         // One mapping: the programs end to end, each at a cache line. It
         // starts with the first program, so it maps like one.
         let mut blob = Vec::new();
         let mut offsets = Vec::new();
-        for b in &bodies {
+        for c in &compiled {
             offsets.push(blob.len() as u64);
-            blob.extend_from_slice(b);
+            blob.extend_from_slice(&c.code[c.entry..]);
             blob.resize(blob.len().next_multiple_of(64), 0xcc);
         }
         let packed = HostedNative::map(&zbpf::filter::jit::Compiled { code: blob, entry: 0 })
@@ -284,9 +284,9 @@ pub fn dispatch(counts: &[usize], effort: Effort) -> Result<Vec<DispatchRow>, St
                 let mut sum = 0u64;
                 for (d, group) in dispatchers.iter().zip(entries.chunks(DISPATCH_SLOTS)) {
                     let head = std::hint::black_box(&frame);
-                    // SAFETY: the dispatcher calls the programs at `entries`,
-                    // kept mapped by `codes` and `packed`, which read only
-                    // `head`; it writes out[..group.len()].
+                    // The programs at `entries` read only `head`; the
+                    // dispatcher writes out[..group.len()].
+                    // SAFETY: `d` and those programs stay mapped (`codes`, `packed`).
                     unsafe { d.entry()(head.as_ptr(), 64, 64, out.as_mut_ptr().cast()) };
                     sum += out[..group.len()].iter().map(|&r| r as u32 as u64).sum::<u64>();
                 }
@@ -299,7 +299,8 @@ pub fn dispatch(counts: &[usize], effort: Effort) -> Result<Vec<DispatchRow>, St
             shared_ns: time(n, &mut || each(&shared)),
             dispatched_ns: dispatched(&apart)?,
             packed_ns: dispatched(&packed_entries)?,
-            code_bytes: bodies.iter().map(Vec::len).sum::<usize>() as f64 / n.max(1) as f64,
+            code_bytes: compiled.iter().map(|c| c.code.len() - c.entry).sum::<usize>() as f64
+                / n.max(1) as f64,
         });
     }
     Ok(rows)
