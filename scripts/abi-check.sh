@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The ABI drift check: zbpf's src/abi tables against FreeBSD 15.0's headers.
+# The ABI drift check: zbpf's src/abi tables against FreeBSD 15.0's and
+# 14.x's headers.
 #
 # 1. zbpf-abigen prints a C file of _Static_asserts (ioctl numbers, structure
 #    sizes, alignments and field offsets and sizes, constants, errnos, and
 #    zbpf's own ioctls differing from every FreeBSD one).
-# 2. It is compiled against the headers twice: as FreeBSD userland, and with
-#    the kernel flags (-D_KERNEL: kernel-only errnos such as ERESTART).
+# 2. It is compiled against each release's headers twice: as FreeBSD
+#    userland, and with the kernel flags (-D_KERNEL: kernel-only errnos such
+#    as ERESTART).
 # 3. Every BIOC* command FreeBSD's headers define must be in IOCTL_TABLE.
 # 4. Self-test: with a deliberately wrong expectation (`zbpf-abigen --break`)
 #    the compile must fail, on that assertion and only on it.
@@ -34,6 +36,10 @@ SELF_TEST_KEYS=(
 )
 
 scripts/freebsd-sysroot.sh --quiet
+scripts/freebsd-sysroot.sh --release 14 --quiet
+# shellcheck source=/dev/null
+. target/freebsd-sysroot-14/env.sh
+read -r -a cflags14 <<<"$FREEBSD_CFLAGS"
 # shellcheck source=/dev/null
 . target/freebsd-sysroot/env.sh
 read -r -a cflags <<<"$FREEBSD_CFLAGS"
@@ -64,7 +70,15 @@ abigen >"$gen"
 for mode in user kernel; do
     if ! compile "$gen" "$mode" "$out/$mode.log"; then
         cat "$out/$mode.log" >&2
-        echo "abi-check: FAILED: src/abi differs from FreeBSD's headers ($mode compile of $gen)" >&2
+        echo "abi-check: FAILED: src/abi differs from FreeBSD 15.0's headers ($mode compile of $gen)" >&2
+        exit 1
+    fi
+    extra=()
+    [[ "$mode" == kernel ]] && extra=("${kernel[@]}")
+    if ! "$CLANG" "${cflags14[@]}" -std=gnu17 -fsyntax-only -Wall -Wextra -Werror \
+        "${extra[@]}" "$gen" >"$out/$mode-14.log" 2>&1; then
+        cat "$out/$mode-14.log" >&2
+        echo "abi-check: FAILED: src/abi differs from FreeBSD 14.x's headers ($mode compile of $gen)" >&2
         exit 1
     fi
 done
@@ -88,7 +102,7 @@ if ((biocs_n < 30)); then
     exit 1
 fi
 
-echo "abi-check: OK: $total_n assertions hold ($user_n userland, $kernel_n kernel-mode) plus $guards_n #ifdef guards;" \
+echo "abi-check: OK: against FreeBSD 15.0's and 14.x's headers, $total_n assertions hold ($user_n userland, $kernel_n kernel-mode) plus $guards_n #ifdef guards;" \
     "all $biocs_n BIOC* commands of FreeBSD's headers are in IOCTL_TABLE"
 
 # 4. Self-test: each deliberately wrong expectation must fail the compile, and

@@ -3,10 +3,12 @@
 #   1. the Rust engine as a static library for x86_64-unknown-none
 #      (Debian's rustc-web with its library source: -Z build-std),
 #      kernel code model, no FPU, static relocations only;
-#   2. the C shims with clang and FreeBSD's kmod.mk flags against FreeBSD
-#      15.0's kernel headers (from the ziglang wheel; scripts/freebsd-sysroot.sh);
+#   2. the C shims with clang and FreeBSD's kmod.mk flags against each
+#      release's kernel headers (from the ziglang wheels;
+#      scripts/freebsd-sysroot.sh): FreeBSD 15.0 and 14.x (as 14.3);
 #   3. ld.lld -r with the project's linker script, as kmod.mk links modules.
-# Output: target/ko/zbpf.ko. The gates are scripts/ko-gates.sh.
+# Output: target/ko/zbpf.ko (15.0) and target/ko/14/zbpf.ko (14.x); the
+# Rust half is the same in both. The gates are scripts/ko-gates.sh.
 # On FreeBSD, use kmod/Makefile (bsd.kmod.mk) instead.
 set -euo pipefail
 
@@ -16,8 +18,7 @@ out=target/ko
 mkdir -p "$out"
 
 bash scripts/freebsd-sysroot.sh --quiet
-# shellcheck source=/dev/null
-source target/freebsd-sysroot/env.sh
+bash scripts/freebsd-sysroot.sh --release 14 --quiet
 
 # Concurrency Kit headers (sys/epoch.h needs them), private to this build.
 ck=target/freebsd-sysroot/ck
@@ -36,34 +37,11 @@ RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc CARGO_TARGET_DIR=target/kmod \
     -Z build-std=core,compiler_builtins,alloc
 lib=target/kmod/x86_64-unknown-none/release/libzbpf.a
 
-echo "==> C shims (clang, kmod.mk flags, -Werror)"
-# shellcheck disable=SC2206
-kflags=(
-    -target x86_64-unknown-freebsd15.0 -D__FreeBSD_version=1500068
-    -D__SSP_FORTIFY_LEVEL=0 -O2 -pipe -fno-strict-aliasing -fno-pic -fno-pie
-    -D_KERNEL -DKLD_MODULE -nostdinc -Ikmod/linux-check
-    -include kmod/linux-check/opt_global.h -Iffi $FREEBSD_INCLUDE_FLAGS
-    -isystem "$ck/usr/include"
-    -fno-common -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer
-    -mcmodel=kernel -mno-red-zone -mno-mmx -mno-sse -msoft-float
-    -fno-asynchronous-unwind-tables -ffreestanding -fwrapv -fstack-protector
-    -std=gnu17 -Wall -Wredundant-decls -Wnested-externs -Wstrict-prototypes
-    -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wundef -Wno-pointer-sign
-    -D__printf__=__freebsd_kprintf__ -Wmissing-include-dirs -Werror
-)
-objs=()
-for src in kmod/zbpf_kpi.c kmod/zbpf_dev.c; do
-    obj="$out/$(basename "$src" .c).o"
-    "${CC:-clang-19}" "${kflags[@]}" -c "$src" -o "$obj"
-    objs+=("$obj")
-done
-
-echo "==> link (ld.lld -m elf_x86_64_fbsd -r -d -T kmod/ldscript.amd64)"
+# The engine's half, shared by both releases: only what the C side calls
+# (zbpf_rs_*), and what that needs from core, alloc and compiler-builtins;
+# then everything but the interface made local, so the engine's memcpy and
+# friends cannot clash with the kernel's.
 ld=("${LD:-ld.lld-19}" -m elf_x86_64_fbsd)
-# The engine's half first: only what the C side calls (zbpf_rs_*), and what
-# that needs from core, alloc and compiler-builtins; then everything but the
-# interface made local, so the engine's memcpy and friends cannot clash
-# with the kernel's.
 entry=()
 mapfile -t rs_syms < <(grep -o 'zbpf_rs_[a-z_]*' ffi/zbpf_kpi.h | sort -u)
 for sym in "${rs_syms[@]}"; do
@@ -72,6 +50,38 @@ done
 "${ld[@]}" -r "${entry[@]}" -o "$out/zbpf_rust.o" "$lib"
 "${OBJCOPY:-llvm-objcopy-19}" --wildcard --keep-global-symbol='zbpf_rs_*' \
     "$out/zbpf_rust.o"
-"${ld[@]}" -r -d -T kmod/ldscript.amd64 -o "$out/zbpf.ko" \
-    "${objs[@]}" "$out/zbpf_rust.o" 2> >(grep -v 'will be removed' >&2)
-echo "built $out/zbpf.ko"
+
+# build_module SYSROOT_ENV OUTDIR: the C shims against one release's
+# headers, linked with the engine into OUTDIR/zbpf.ko.
+build_module() {
+    local env=$1 dir=$2 src obj objs=()
+    # shellcheck source=/dev/null
+    source "$env"
+    mkdir -p "$dir"
+    echo "==> C shims for FreeBSD $FREEBSD_VERSION (clang, kmod.mk flags, -Werror)"
+    # shellcheck disable=SC2206
+    kflags=(
+        -target "$FREEBSD_TARGET" -D__FreeBSD_version="$FREEBSD_VERSION"
+        -D__SSP_FORTIFY_LEVEL=0 -O2 -pipe -fno-strict-aliasing -fno-pic -fno-pie
+        -D_KERNEL -DKLD_MODULE -nostdinc -Ikmod/linux-check
+        -include kmod/linux-check/opt_global.h -Iffi $FREEBSD_INCLUDE_FLAGS
+        -isystem "$ck/usr/include"
+        -fno-common -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer
+        -mcmodel=kernel -mno-red-zone -mno-mmx -mno-sse -msoft-float
+        -fno-asynchronous-unwind-tables -ffreestanding -fwrapv -fstack-protector
+        -std=gnu17 -Wall -Wredundant-decls -Wnested-externs -Wstrict-prototypes
+        -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wundef -Wno-pointer-sign
+        -D__printf__=__freebsd_kprintf__ -Wmissing-include-dirs -Werror
+    )
+    for src in kmod/zbpf_kpi.c kmod/zbpf_dev.c; do
+        obj="$dir/$(basename "$src" .c).o"
+        "${CC:-clang-19}" "${kflags[@]}" -c "$src" -o "$obj"
+        objs+=("$obj")
+    done
+    echo "==> link $dir/zbpf.ko (ld.lld -m elf_x86_64_fbsd -r -d -T kmod/ldscript.amd64)"
+    "${ld[@]}" -r -d -T kmod/ldscript.amd64 -o "$dir/zbpf.ko" \
+        "${objs[@]}" "$out/zbpf_rust.o" 2> >(grep -v 'will be removed' >&2)
+    echo "built $dir/zbpf.ko"
+}
+build_module target/freebsd-sysroot/env.sh "$out"
+build_module target/freebsd-sysroot-14/env.sh "$out/14"

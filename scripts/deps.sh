@@ -56,3 +56,4 @@ if ((${#missing[@]})); then
 fi
 
 "$root/scripts/freebsd-sysroot.sh" --quiet
+"$root/scripts/freebsd-sysroot.sh" --release 14 --quiet

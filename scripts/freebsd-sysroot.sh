@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# FreeBSD 15.0 headers for compile checks on Linux: /usr/include (with its
-# _KERNEL sections) as the PyPI wheel `ziglang` ships it. Idempotent: the
-# wheel is fetched and unpacked once; later runs only rewrite the flag files.
+# FreeBSD headers for compile checks on Linux: /usr/include (with its
+# _KERNEL sections) as the PyPI wheel `ziglang` ships it: 0.17.1 carries
+# FreeBSD 15.0's, 0.15.2 carries 14.x's. Idempotent: the wheel is fetched
+# and unpacked once; later runs only rewrite the flag files.
 #
-# Usage: scripts/freebsd-sysroot.sh [--dirs | --flags | --cflags | --quiet]
+# Usage: scripts/freebsd-sysroot.sh [--release 15|14] [--dirs | --flags | --cflags | --quiet]
+#   --release 15 (default) FreeBSD 15.0, in target/freebsd-sysroot/
+#   --release 14 FreeBSD 14.x (built as 14.3), in target/freebsd-sysroot-14/
 #   --dirs   (default) print the include directories, one a line, in search order
 #   --flags  print the `-isystem` flags
 #   --cflags print the full userland cross-compile flags (target, version, includes)
@@ -20,13 +23,34 @@
 # file instead of downloading one).
 set -euo pipefail
 
-ZIGLANG_VERSION=0.17.1
+release=15
+if [[ "${1:-}" == --release ]]; then
+    release=${2:-}
+    shift 2
+fi
 # The x86_64 manylinux wheel, whatever the host: the headers are the same in
 # every wheel, and one file means one hash to pin.
 WHEEL_PLATFORM=manylinux_2_12_x86_64
-WHEEL_SHA256=ea6cc5d87b033cf0aedfbc8f9549a908cae6c50ac31f1698188fa48a74524b54
-FREEBSD_TARGET=x86_64-unknown-freebsd15.0
-FREEBSD_VERSION=1500068
+case $release in
+15)
+    ZIGLANG_VERSION=0.17.1
+    WHEEL_SHA256=ea6cc5d87b033cf0aedfbc8f9549a908cae6c50ac31f1698188fa48a74524b54
+    FREEBSD_TARGET=x86_64-unknown-freebsd15.0
+    FREEBSD_VERSION=1500068
+    dir=freebsd-sysroot
+    ;;
+14)
+    ZIGLANG_VERSION=0.15.2
+    WHEEL_SHA256=806316453d1ede7174ed3fefb8e5348154629089c3bb5fe812dfd0e172fac130
+    FREEBSD_TARGET=x86_64-unknown-freebsd14.3
+    FREEBSD_VERSION=1403000
+    dir=freebsd-sysroot-14
+    ;;
+*)
+    echo "$0: --release takes 15 or 14" >&2
+    exit 2
+    ;;
+esac
 
 mode=dirs
 case "${1:-}" in
@@ -35,13 +59,13 @@ case "${1:-}" in
 --cflags) mode=cflags ;;
 --quiet) mode=quiet ;;
 *)
-    echo "usage: $0 [--dirs | --flags | --cflags | --quiet]" >&2
+    echo "usage: $0 [--release 15|14] [--dirs | --flags | --cflags | --quiet]" >&2
     exit 2
     ;;
 esac
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-sysroot="$root/target/freebsd-sysroot"
+sysroot="$root/target/$dir"
 inc="$sysroot/include"
 arch_dir="$inc/x86_64-freebsd-none"
 generic_dir="$inc/generic-freebsd"

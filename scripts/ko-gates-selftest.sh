@@ -37,4 +37,8 @@ expect_fail unlisted "undefined symbols" \
 expect_fail gotpcrel "relocations only" \
     'extern int zbpf_bad_var; int zbpf_bad_read(void) { return zbpf_bad_var; }' \
     -fpic -mno-sse -msoft-float
+expect_fail unpadded "text, rodata and data padded" \
+    'int zbpf_bad_pad(void) { return 1; }' -mcmodel=kernel -mno-sse -msoft-float
+expect_fail bitcode "no LLVM bitcode" \
+    'int zbpf_bad_bitcode(void) { return 2; }' -fembed-bitcode -mno-sse -msoft-float
 exit "$status"

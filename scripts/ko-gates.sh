@@ -5,13 +5,19 @@
 #      for our code: R_X86_64_64, PC32, PLT32 and 32S;
 #   3. no x87, MMX or SSE/AVX instruction anywhere (the kernel does not
 #      save FPU state for us);
-#   4. every undefined symbol is a KPI function listed in kmod/kpi-symbols.txt;
-#   5. the module metadata and SYSINIT linker sets are present.
+#   4. every undefined symbol is a KPI function listed in the release's list
+#      (kmod/kpi-symbols.txt for 15.0, kmod/kpi-symbols-14.txt for 14.x);
+#   5. the module metadata and SYSINIT linker sets are present;
+#   6. code, read-only data and data are each padded to whole pages (so the
+#      kernel linker can protect them page by page);
+#   7. no LLVM bitcode or address-significance table ships in the module.
 # Prints the module's size and how many symbols it imports.
+# Usage: scripts/ko-gates.sh [KO [SYMBOL-LIST]]
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ko=${1:-$root/target/ko/zbpf.ko}
+symbols=${2:-$root/kmod/kpi-symbols.txt}
 objdump=${OBJDUMP:-llvm-objdump-19}
 fail=0
 
@@ -53,10 +59,10 @@ fpu=$("$objdump" -d --no-show-raw-insn "$ko" | awk -F'\t' '
     }' || true)
 check "no x87, MMX or SSE instruction" "$(head -5 <<<"$fpu")"
 
-allowed=$(grep -v '^#' "$root/kmod/kpi-symbols.txt" | sort -u)
+allowed=$(grep -v '^#' "$symbols" | sort -u)
 imports=$(readelf -sW "$ko" | awk '$7 == "UND" && $8 != "" {print $8}' | sort -u)
 unknown=$(comm -23 <(echo "$imports") <(echo "$allowed"))
-check "undefined symbols all in kmod/kpi-symbols.txt" "$unknown"
+check "undefined symbols all in ${symbols#"$root"/}" "$unknown"
 
 sections=$(readelf -SW "$ko")
 missing=""
@@ -64,6 +70,21 @@ for set in set_modmetadata_set set_sysinit_set; do
     grep -q " $set " <<<"$sections" || missing+="$set "
 done
 check "module metadata and SYSINIT linker sets present" "$missing"
+
+# Section name and size, from `readelf -SW` without the "[Nr]" column.
+sections_sizes=$(readelf -SW "$ko" | sed -n 's/^ *\[ *[0-9]*\] //p' | awk '{print $1, $5}')
+unpadded=""
+while read -r name hex; do
+    case $name in
+    .text | .rodata | .data)
+        ((16#$hex % 4096 == 0)) || unpadded+="$name is $((16#$hex)) bytes"$'\n'
+        ;;
+    esac
+done <<<"$sections_sizes"
+check "text, rodata and data padded to whole pages" "${unpadded%$'\n'}"
+
+llvm=$(awk '{print $1}' <<<"$sections_sizes" | grep -E '^\.llvm(bc|cmd|_addrsig)$' || true)
+check "no LLVM bitcode or address-significance sections" "$llvm"
 
 size=$(stat -c %s "$ko")
 echo "zbpf.ko: $size bytes, $(wc -l <<<"$imports") undefined symbols (KPI imports)"

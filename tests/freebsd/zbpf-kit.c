@@ -242,6 +242,7 @@ static const struct zk_check checks[] = {
 	{ "fork-parent-private", fork_parent_private },
 	{ "fork-child-private", fork_child_private },
 	{ "hostile", zk_check_hostile },
+	{ "bad-input", zk_check_bad_input },
 	{ "depart", zk_check_depart },
 };
 

@@ -209,6 +209,7 @@ int zk_check_write(void);
 int zk_check_fork(int who_reads, int shared);	/* who_reads: 0 parent, 1 child */
 int zk_check_hostile(void);
 int zk_check_depart(void);
+int zk_check_bad_input(void);
 int zk_check_filter(void);
 #ifndef ZK_SIM
 int zk_check_traffic(void);

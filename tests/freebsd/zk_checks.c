@@ -776,6 +776,97 @@ out:
 	return (rc);
 }
 
+/* ---- bad-input: hostile arguments get FreeBSD's errno, nothing breaks ---- */
+
+#ifdef ZK_SIM
+#define ZK_UNKNOWN_CMD	ZSIM_IOW('B', 200, unsigned int)
+#else
+#define ZK_UNKNOWN_CMD	_IOW('B', 200, unsigned int)
+#endif
+
+/* expect(what, r, want): r must be -1 with errno `want`. */
+static int
+expect_errno(const char *what, long r, int want)
+{
+	int e = errno;
+
+	if (r != -1 || e != want)
+		return (zk_fail("%s: %ld (%s), want %s", what, r, r == -1 ? strerror(e) : "no error",
+		    strerror(want)));
+	return (0);
+}
+
+int
+zk_check_bad_input(void)
+{
+	struct bpf_program bad_prog;
+	struct bpf_zbuf bz;
+	struct bpf_stat st;
+	unsigned int v, mode = BPF_BUFMODE_ZBUF;
+	uint8_t frame[128];
+	void *hole, *page;
+	int fd, fz, rc = -1;
+
+	/* An address with nothing mapped: a page mapped, then given back. */
+	hole = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);
+	page = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANON, -1, 0);
+	if (hole == MAP_FAILED || page == MAP_FAILED)
+		return (zk_fail("mmap: %s", strerror(errno)));
+	munmap(hole, 4096);
+	fd = zk_dev_open();
+	fz = zk_dev_open();
+	if (fd < 0 || fz < 0)
+		goto out;
+	bad_prog.bf_len = 2;
+	bad_prog.bf_insns = hole;
+	if (expect_errno("unknown command", zk_ioctl(fd, ZK_UNKNOWN_CMD, &v), EINVAL) ||
+	    expect_errno("BIOCSETF, instructions at an unmapped address",
+		zk_ioctl(fd, BIOCSETF, &bad_prog), EINVAL) ||
+	    expect_errno("BIOCGSTATS into an unmapped address", zk_ioctl(fd, BIOCGSTATS, hole),
+		EFAULT) ||
+	    expect_errno("BIOCSETIF from an unmapped address", zk_ioctl(fd, BIOCSETIF, hole),
+		EFAULT))
+		goto out;
+	v = 0;
+	if (zk_ioctl(fd, BIOCGBLEN, &v) != 0 ||
+	    expect_errno("read of the wrong size", zk_read(fd, frame, v / 2), EINVAL))
+		goto out;
+	if (zk_attach(fd, zk.tx_if) != 0 ||
+	    expect_errno("write from an unmapped address", zk_write(fd, hole, 60), EFAULT))
+		goto out;
+	/* Zero copy: buffers that are not page aligned, then not mapped. */
+	if (zk_ioctl(fz, BIOCSETBUFMODE, &mode) != 0) {
+		zk_fail("BIOCSETBUFMODE(ZBUF): %s", strerror(errno));
+		goto out;
+	}
+	bz.bz_bufa = (uint8_t *)page + 8;
+	bz.bz_bufb = (uint8_t *)page + 4096;
+	bz.bz_buflen = 4096;
+	if (expect_errno("BIOCSETZBUF, a buffer not page aligned", zk_ioctl(fz, BIOCSETZBUF, &bz),
+	    EINVAL))
+		goto out;
+	bz.bz_bufa = hole;
+	if (expect_errno("BIOCSETZBUF, a buffer not mapped", zk_ioctl(fz, BIOCSETZBUF, &bz),
+	    EFAULT))
+		goto out;
+	/* Both descriptors still answer. */
+	if (zk_ioctl(fd, BIOCGSTATS, &st) != 0 || zk_ioctl(fz, BIOCGSTATS, &st) != 0) {
+		zk_fail("BIOCGSTATS afterwards: %s", strerror(errno));
+		goto out;
+	}
+	zk_note("unknown command EINVAL; unmapped filter EINVAL; unmapped ioctl argument, "
+	    "write source and zero-copy buffer EFAULT; misaligned buffer and wrong read "
+	    "size EINVAL; both descriptors still answer");
+	rc = 0;
+out:
+	if (fd >= 0)
+		zk_close(fd);
+	if (fz >= 0)
+		zk_close(fz);
+	munmap(page, 2 * 4096);
+	return (rc);
+}
+
 /* ---- depart: the interface goes away under a blocked reader ---- */
 
 struct blocked_read {

@@ -25,6 +25,7 @@ static const struct zk_check checks[] = {
 	{ "fork-parent", fork_parent },
 	{ "fork-child", fork_child },
 	{ "hostile", zk_check_hostile },
+	{ "bad-input", zk_check_bad_input },
 	{ "depart", zk_check_depart },
 };
 
