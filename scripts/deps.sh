@@ -19,10 +19,11 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # bison, flex: libpcap's source, the zbpf patch and libpcap's grammar and
 # scanner (scripts/libpcap, tests/sim); fonts-dejavu-core: the font of the
 # benchmark plot; valgrind: the benchmark's cache simulation
-# (scripts/bench-cachesim.sh).
+# (scripts/bench-cachesim.sh); bmake: reading the port skeleton
+# (scripts/freebsd/port-check.sh).
 packages=(clang libclang-dev clang-19 lld-19 llvm-19 rustc-web cargo-web rust-web-src
     libpcap-dev tcpdump mandoc shellcheck unzip dpkg-dev patch bison flex
-    fonts-dejavu-core valgrind)
+    fonts-dejavu-core valgrind bmake)
 
 installed() {
     [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]

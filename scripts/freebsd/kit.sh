@@ -7,8 +7,8 @@
 # prints one "PASS name" or "FAIL name" line per check, each followed by the
 # check's notes, then "N passed, N failed". Exit status 0 if all passed.
 #
-# Needs what kmod/Makefile needs (kernel sources in /usr/src, rustup's
-# nightly with rust-src, llvm for bindgen) and cc. The tcpdump check needs a
+# Needs what kmod/Makefile needs (kernel sources in /usr/src, Rust with its
+# library source, llvm for bindgen) and cc. The tcpdump check needs a
 # tcpdump linked with libpcap carrying scripts/libpcap/zbpf.patch (see the
 # README); it is looked for in $ZBPF_TCPDUMP, /usr/local/zbpf/sbin/tcpdump,
 # /usr/local/sbin/tcpdump and then tcpdump on PATH, and must say

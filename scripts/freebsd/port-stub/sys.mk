@@ -1,0 +1,1 @@
+# Empty system rules: the port stub needs none (port-check.sh).
