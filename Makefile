@@ -6,7 +6,7 @@
 #               FreeBSD (as root): the FreeBSD test kit.
 #
 # Other targets (Linux), each one stage of `make test` or a tool:
-#   deps demo bench bench-smoke fmt clippy unit abi-check ko man lint
+#   deps demo bench bench-smoke fmt clippy unit abi-check ko ukld man lint
 #   libpcap kit sim
 # `make demo ARGS="--filter 'udp port 53'"` passes arguments; `make bench`
 # runs the benchmark suite and writes tests/bench/benchmarks.md.
@@ -15,7 +15,7 @@
 
 ARGS ?=
 
-run test deps demo bench bench-smoke fmt clippy unit abi-check ko man lint libpcap kit sim:
+run test deps demo bench bench-smoke fmt clippy unit abi-check ko ukld man lint libpcap kit sim:
 	@sh scripts/task.sh $@ $(ARGS)
 
-.PHONY: run test deps demo bench bench-smoke fmt clippy unit abi-check ko man lint libpcap kit sim
+.PHONY: run test deps demo bench bench-smoke fmt clippy unit abi-check ko ukld man lint libpcap kit sim

@@ -41,12 +41,19 @@ clippy() {
 unit() { cargo test --release --features "$FEATURES,kmod"; }
 abi_check() { ABIGEN_FEATURES="$FEATURES" bash scripts/abi-check.sh; }
 ko() {
-    bash scripts/build-ko.sh && bash scripts/ko-gates.sh &&
+    bash scripts/build-ko.sh &&
+        echo "zbpf.ko for FreeBSD 15.0:" && bash scripts/ko-gates.sh &&
+        echo "zbpf.ko for FreeBSD 14.x:" &&
+        bash scripts/ko-gates.sh target/ko/14/zbpf.ko kmod/kpi-symbols-14.txt &&
         bash scripts/ko-gates-selftest.sh
 }
+# The shipped zbpf.ko loaded and run by the userspace kld harness, with the
+# kit's checks against it (tests/ukld/run.sh).
+ukld() { bash tests/ukld/run.sh; }
 man() { mandoc -T lint -W warning kmod/zbpf.4 && echo "zbpf.4: no mandoc warnings"; }
 lint() {
-    shellcheck scripts/*.sh scripts/freebsd/*.sh scripts/libpcap/*.sh tests/sim/*.sh .ci/run &&
+    shellcheck scripts/*.sh scripts/freebsd/*.sh scripts/libpcap/*.sh tests/sim/*.sh \
+        tests/ukld/*.sh tests/ukld/selftest/*.sh .ci/run &&
         echo "scripts: shellcheck clean" &&
         RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --features "$FEATURES" &&
         echo "rustdoc: no broken or private links"
@@ -54,8 +61,9 @@ lint() {
 # The libpcap patches (1.10.3, 1.10.5): apply to the upstream sources, compile for
 # FreeBSD with zero copy in (scripts/libpcap/check.sh).
 libpcap() { bash scripts/libpcap/check.sh; }
-# The FreeBSD test kit compiles for FreeBSD and its scripts lint clean.
-kit() { bash scripts/freebsd/compile-check.sh; }
+# The FreeBSD test kit compiles for FreeBSD and its scripts lint clean; the
+# port skeleton reads right.
+kit() { bash scripts/freebsd/compile-check.sh && bash scripts/freebsd/port-check.sh; }
 # The kit's checks and the patched libpcap against the simulator.
 sim() { bash tests/sim/run.sh; }
 demo() { cargo run --quiet --release --features "$FEATURES" --bin zbpf-demo -- "$@"; }
@@ -100,6 +108,7 @@ test)
     stage bench-smoke bench_smoke
     stage abi-check abi_check
     stage ko ko
+    stage ukld ukld
     stage man man
     stage lint lint
     stage libpcap libpcap
@@ -118,6 +127,7 @@ clippy) deps && clippy ;;
 unit) deps && unit ;;
 abi-check) deps && abi_check ;;
 ko) deps && ko ;;
+ukld) deps && ukld ;;
 man) deps && man ;;
 lint) deps && lint ;;
 bench) deps && bench "$@" ;;
@@ -126,7 +136,7 @@ libpcap) deps && libpcap ;;
 kit) deps && kit ;;
 sim) deps && sim ;;
 *)
-    echo "usage: make {run|test|deps|demo|bench|bench-smoke|fmt|clippy|unit|abi-check|ko|man|lint|libpcap|kit|sim}" >&2
+    echo "usage: make {run|test|deps|demo|bench|bench-smoke|fmt|clippy|unit|abi-check|ko|ukld|man|lint|libpcap|kit|sim}" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,97 @@
+/*
+ * ukld_selftest.c: the loader refuses what FreeBSD's kernel linker
+ * refuses, with its console message and errno, and loads the real module.
+ *
+ * Usage: ukld_selftest [ZBPF_KO [BAD_DIR]]
+ *   (defaults target/ko/zbpf.ko and target/ukld/bad, the modules built by
+ *   tests/ukld/selftest/make-bad-modules.sh)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "loader.h"
+
+static int passed, failed;
+
+static void
+check(int ok, const char *what, const char *detail)
+{
+	printf("%s: %s%s%s\n", ok ? "PASS" : "FAIL", what,
+	    detail[0] ? ": " : "", detail);
+	if (ok)
+		passed++;
+	else
+		failed++;
+}
+
+/* A bad module: refused with `error`, the message holding both needles. */
+static void
+refused(const char *dir, const char *file, int error, const char *needle1,
+    const char *needle2, const char *what)
+{
+	struct ukld_module *mod;
+	char path[512], msg[1024], detail[1400];
+	int got;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	got = ukld_kldload(path, &mod, msg, sizeof(msg));
+	snprintf(detail, sizeof(detail), "errno %d (want %d), \"%s\"", got,
+	    error, msg);
+	check(got == error && strstr(msg, needle1) != NULL &&
+	    strstr(msg, needle2) != NULL, what, detail);
+	if (got == 0)
+		ukld_kldunload(mod);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *ko = argc > 1 ? argv[1] : "target/ko/zbpf.ko";
+	const char *bad = argc > 2 ? argv[2] : "target/ukld/bad";
+	const struct ukk_modinfo *info;
+	struct ukld_module *mod, *again;
+	char msg[1024], detail[1200];
+	int error, leaks, violations;
+
+	refused(bad, "bad_reloc.ko", ENOEXEC,
+	    "kldload: unexpected relocation type 42",
+	    "link_elf_obj: symbol hz undefined",
+	    "an R_X86_64_REX_GOTPCRELX relocation is refused");
+	refused(bad, "bad_undef.ko", ENOEXEC,
+	    "link_elf_obj: symbol no_such_kpi undefined",
+	    "unsupported file type",
+	    "an import the kernel does not provide is refused");
+	refused(bad, "bad_kernel.ko", ENOEXEC,
+	    "KLD bad_kernel.ko: depends on kernel - not available or "
+	    "version mismatch", "unsupported file type",
+	    "a module built for __FreeBSD_version 1600000 is refused");
+
+	error = ukld_kldload(ko, &mod, msg, sizeof(msg));
+	snprintf(detail, sizeof(detail), "errno %d \"%s\"", error, msg);
+	check(error == 0, "zbpf.ko loads (MOD_LOAD succeeds)", detail);
+	if (error != 0)
+		goto done;
+	info = ukld_module_info(mod);
+	snprintf(detail, sizeof(detail), "module %s version %d, kernel %d..%d",
+	    info->name, info->version, info->kernel_min, info->kernel_max);
+	check(strcmp(info->name, "zbpf") == 0 && info->has_kernel_dep &&
+	    info->kernel_min <= UKLD_OSRELDATE &&
+	    UKLD_OSRELDATE <= info->kernel_max, "zbpf.ko's metadata", detail);
+	error = ukld_kldload(ko, &again, msg, sizeof(msg));
+	snprintf(detail, sizeof(detail), "errno %d \"%s\"", error, msg);
+	check(error == EEXIST, "a second kldload of zbpf.ko is refused",
+	    detail);
+	error = ukld_kldunload(mod);
+	snprintf(detail, sizeof(detail), "errno %d", error);
+	check(error == 0, "zbpf.ko unloads (MOD_QUIESCE, MOD_UNLOAD)", detail);
+	leaks = ukk_malloc_report_leaks();
+	snprintf(detail, sizeof(detail), "%d type(s) with memory left", leaks);
+	check(leaks == 0, "no malloc(9) memory left", detail);
+done:
+	violations = uh_violation_count();
+	snprintf(detail, sizeof(detail), "%d", violations);
+	check(violations == 0, "no kernel rule broken", detail);
+	printf("%d passed, %d failed\n", passed, failed);
+	return (failed != 0);
+}
