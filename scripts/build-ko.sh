@@ -59,20 +59,8 @@ build_module() {
     source "$env"
     mkdir -p "$dir"
     echo "==> C shims for FreeBSD $FREEBSD_VERSION (clang, kmod.mk flags, -Werror)"
-    # shellcheck disable=SC2206
-    kflags=(
-        -target "$FREEBSD_TARGET" -D__FreeBSD_version="$FREEBSD_VERSION"
-        -D__SSP_FORTIFY_LEVEL=0 -O2 -pipe -fno-strict-aliasing -fno-pic -fno-pie
-        -D_KERNEL -DKLD_MODULE -nostdinc -Ikmod/linux-check
-        -include kmod/linux-check/opt_global.h -Iffi $FREEBSD_INCLUDE_FLAGS
-        -isystem "$ck/usr/include"
-        -fno-common -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer
-        -mcmodel=kernel -mno-red-zone -mno-mmx -mno-sse -msoft-float
-        -fno-asynchronous-unwind-tables -ffreestanding -fwrapv -fstack-protector
-        -std=gnu17 -Wall -Wredundant-decls -Wnested-externs -Wstrict-prototypes
-        -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wundef -Wno-pointer-sign
-        -D__printf__=__freebsd_kprintf__ -Wmissing-include-dirs -Werror
-    )
+    # shellcheck source=scripts/kmod-cflags.sh
+    source scripts/kmod-cflags.sh
     for src in kmod/zbpf_kpi.c kmod/zbpf_dev.c; do
         obj="$dir/$(basename "$src" .c).o"
         "${CC:-clang-19}" "${kflags[@]}" -c "$src" -o "$obj"

@@ -53,16 +53,6 @@ struct ukk_mhdr {
 	uint32_t	mh_magic;
 };
 
-static int
-ukk_streq(const char *a, const char *b)
-{
-	while (*a != '\0' && *a == *b) {
-		a++;
-		b++;
-	}
-	return (*a == *b);
-}
-
 static struct ukk_mstat *
 ukk_mstat_find(const struct malloc_type *type)
 {
@@ -267,7 +257,7 @@ ukk_mstat_byname(const char *shortdesc)
 	for (i = 0; i < UKK_MAXTYPES; i++) {
 		if ((ukk_mstats[i].ms_type != NULL ||
 		    ukk_mstats[i].ms_count != 0) &&
-		    ukk_streq(ukk_mstats[i].ms_name, shortdesc)) {
+		    (strcmp(ukk_mstats[i].ms_name, shortdesc) == 0)) {
 			found = &ukk_mstats[i];
 			if (found->ms_type != NULL)
 				break;

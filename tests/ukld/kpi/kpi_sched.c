@@ -178,24 +178,14 @@ struct ukk_order {
 static struct ukk_order ukk_orders[UKK_MAXORDERS];
 static int ukk_norders;
 
-static int
-ukk_streq(const char *a, const char *b)
-{
-	while (*a != '\0' && *a == *b) {
-		a++;
-		b++;
-	}
-	return (*a == *b);
-}
-
 static struct ukk_order *
 ukk_order_find(const char *first, const char *second)
 {
 	int i;
 
 	for (i = 0; i < ukk_norders; i++) {
-		if (ukk_streq(ukk_orders[i].first, first) &&
-		    ukk_streq(ukk_orders[i].second, second))
+		if ((strcmp(ukk_orders[i].first, first) == 0) &&
+		    (strcmp(ukk_orders[i].second, second) == 0))
 			return (&ukk_orders[i]);
 	}
 	return (NULL);
@@ -215,7 +205,7 @@ ukk_lock_order(struct ukk_thread *ut, struct lock_object *lo)
 
 	for (i = 0; i < ut->ut_nheld; i++) {
 		held = ut->ut_held[i]->lo_name;
-		if (ukk_streq(held, lo->lo_name))
+		if (strcmp(held, lo->lo_name) == 0)
 			continue;
 		report = 0;
 		uh_sched_lock();

@@ -19,33 +19,20 @@ LD=${LD:-ld.lld-19}
 bash scripts/freebsd-sysroot.sh --quiet
 # shellcheck source=/dev/null
 source target/freebsd-sysroot/env.sh
-ck=target/freebsd-sysroot/ck
 
-# shellcheck disable=SC2206
-kflags=(
-    -target x86_64-unknown-freebsd15.0 -D__SSP_FORTIFY_LEVEL=0 -O2 -pipe
-    -fno-strict-aliasing -fno-pic -fno-pie
-    -D_KERNEL -DKLD_MODULE -nostdinc -Ikmod/linux-check
-    -include kmod/linux-check/opt_global.h $FREEBSD_INCLUDE_FLAGS
-    -isystem "$ck/usr/include"
-    -fno-common -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer
-    -mcmodel=kernel -mno-red-zone -mno-mmx -mno-sse -msoft-float
-    -fno-asynchronous-unwind-tables -ffreestanding -fwrapv -fstack-protector
-    -std=gnu17 -Wall -Wredundant-decls -Wnested-externs -Wstrict-prototypes
-    -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wundef -Wno-pointer-sign
-    -D__printf__=__freebsd_kprintf__ -Wmissing-include-dirs -Werror
-)
+# shellcheck source=scripts/kmod-cflags.sh
+source scripts/kmod-cflags.sh
 ld=("$LD" -m elf_x86_64_fbsd -r -d -T kmod/ldscript.amd64)
 
-"$CC" "${kflags[@]}" -D__FreeBSD_version=1500068 -c "$src/bad_mod.c" -o "$out/bad_mod.o"
+"$CC" "${kflags[@]}" -c "$src/bad_mod.c" -o "$out/bad_mod.o"
 "$CC" -target x86_64-unknown-freebsd15.0 -c "$src/bad_reloc.S" -o "$out/bad_reloc_asm.o"
 "${ld[@]}" -o "$out/bad_reloc.ko" "$out/bad_mod.o" "$out/bad_reloc_asm.o"
 
-"$CC" "${kflags[@]}" -D__FreeBSD_version=1500068 -DUKLD_BAD_UNDEF \
+"$CC" "${kflags[@]}" -DUKLD_BAD_UNDEF \
     -c "$src/bad_mod.c" -o "$out/bad_undef.o"
 "${ld[@]}" -o "$out/bad_undef.ko" "$out/bad_undef.o"
 
-"$CC" "${kflags[@]}" -D__FreeBSD_version=1600000 -c "$src/bad_mod.c" -o "$out/bad_kernel.o"
+"$CC" "${kflags[@]}" -U__FreeBSD_version -D__FreeBSD_version=1600000 -c "$src/bad_mod.c" -o "$out/bad_kernel.o"
 "${ld[@]}" -o "$out/bad_kernel.ko" "$out/bad_kernel.o"
 
 rm -f "$out"/*.o
