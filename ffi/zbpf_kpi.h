@@ -29,7 +29,7 @@
 #endif
 
 /* Bumped whenever a declaration below changes meaning. */
-#define ZBPF_KPI_VERSION 2
+#define ZBPF_KPI_VERSION 3
 
 struct knote;
 struct mbuf;
@@ -107,7 +107,10 @@ int zbpf_kpi_hz(void);
  * zbpf_rs_kq_event(cookie, ...). The knlist has its own mutex, taken before
  * the descriptor's. */
 struct zbpf_notes *zbpf_kpi_notes_alloc(void);
-void zbpf_kpi_notes_bind(struct zbpf_notes *n, void *cookie);
+/* Binds the notes to their descriptor: the cookie, and the descriptor's
+ * mutex, with which the timer runs (callout_init_mtx). Before any arming. */
+void zbpf_kpi_notes_bind(struct zbpf_notes *n, void *cookie,
+    struct zbpf_mtx *m);
 /* Stops and drains the timer, wakes and drains select records and knotes,
  * drops the SIGIO owner: afterwards no callback uses the cookie. May
  * sleep. */
@@ -122,7 +125,8 @@ void zbpf_kpi_signal(struct zbpf_notes *n, int sig);
 /* fsetown(owner) / fgetown(). */
 int zbpf_kpi_set_owner(struct zbpf_notes *n, int owner);
 int zbpf_kpi_get_owner(struct zbpf_notes *n);
-/* callout_reset(ticks) / callout_stop(). */
+/* callout_reset(ticks) / callout_stop(), with the descriptor's mutex held:
+ * a timer stopped under that mutex never fires afterwards. */
 void zbpf_kpi_timer_arm(struct zbpf_notes *n, int ticks, uint64_t token);
 void zbpf_kpi_timer_stop(struct zbpf_notes *n);
 /* Attaches a knote of filter ZBPF_KQ_* to the notes' knlist. */
@@ -142,12 +146,10 @@ int zbpf_kpi_curpid(void);
 
 /* Holds npages user pages for writing, starting at the page-aligned uaddr
  * of the calling process (vm_fault_quick_hold_pages), and fills pages[]
- * (vm_page_t) and kva[] (their direct-map addresses). With share_on_fork
- * the range is marked VM_INHERIT_SHARE, so a child shares the pages the
- * kernel writes instead of copying them. EFAULT (having released whatever
- * it held) if a page cannot be held. May sleep. */
-int zbpf_kpi_hold_pages(uint64_t uaddr, int npages, int share_on_fork,
-    void **pages, void **kva);
+ * (vm_page_t) and kva[] (their direct-map addresses). The process's map is
+ * left as it is. EFAULT (having released whatever it held) if a page
+ * cannot be held. May sleep. */
+int zbpf_kpi_hold_pages(uint64_t uaddr, int npages, void **pages, void **kva);
 /* Unwires pages held by zbpf_kpi_hold_pages. */
 void zbpf_kpi_release_pages(void **pages, int npages);
 
@@ -159,6 +161,11 @@ void zbpf_kpi_if_rele(struct ifnet *ifp);
 const char *zbpf_kpi_if_name(struct ifnet *ifp);
 /* if_type (IFT_*). */
 int zbpf_kpi_if_type(struct ifnet *ifp);
+/* The driver's name (if_dname: "em", "lagg", ...). */
+const char *zbpf_kpi_if_dname(struct ifnet *ifp);
+/* Whether the driver calls if_input outside the network epoch
+ * (IFF_NEEDSEPOCH). */
+int zbpf_kpi_if_needs_epoch(struct ifnet *ifp);
 int zbpf_kpi_if_is_up(struct ifnet *ifp);
 /* Whether the interface is being renamed (IFF_RENAMING). */
 int zbpf_kpi_if_is_renaming(struct ifnet *ifp);
@@ -183,39 +190,39 @@ int zbpf_kpi_if_output(struct ifnet *ifp, const uint8_t *frame, size_t len,
  * the interface's input function. ENOBUFS if no mbuf. */
 int zbpf_kpi_if_input(struct ifnet *ifp, const uint8_t *frame, size_t len);
 
-/* Wraps ifp's if_input and if_transmit so that every frame is first handed
- * to zbpf_rs_tap(cookie, ...), then to the original function, untouched.
- * Undone by zbpf_kpi_tap_remove, which returns after no wrapper can still
- * be running on ifp. ENOSPC when no hook slot is free. */
-int zbpf_kpi_tap_install(struct ifnet *ifp, void *cookie);
-void zbpf_kpi_tap_remove(struct ifnet *ifp);
+/* Wraps ifp's if_input and if_transmit (a "hook") so that every frame is
+ * first described to zbpf_rs_tap(tap, ...), then handed to the original
+ * function, untouched. With a hook already there (kept, or left in place
+ * under another module's wrapper), only its tap changes. ENOMEM, or ENOSPC
+ * for an interface index beyond the hook table. May sleep. */
+int zbpf_kpi_tap_install(struct ifnet *ifp, void *tap);
+/* Stops delivering ifp's frames to its tap and returns once no wrapper can
+ * still be delivering. The original functions go back, and the hook away,
+ * unless keep != 0 (the hook stays, passing frames on) or another module
+ * wrapped the functions after zbpf did: then the hook stays as well and
+ * the result is EBUSY. May sleep. */
+int zbpf_kpi_tap_remove(struct ifnet *ifp, int keep);
+/* The interface is leaving: its hook, whatever its state, goes. */
+void zbpf_kpi_tap_forget(struct ifnet *ifp);
+/* Removes every idle hook that can now go (another module unwrapped, and
+ * the hook was not kept) and returns how many hooks remain. May sleep. */
+int zbpf_kpi_hooks_settle(void);
 
-/* mbuf chain access. */
+/* mbuf chain access, past the first mbuf of a packet. */
 const uint8_t *zbpf_kpi_mbuf_data(const struct mbuf *m);
 uint32_t zbpf_kpi_mbuf_len(const struct mbuf *m);
 const struct mbuf *zbpf_kpi_mbuf_next(const struct mbuf *m);
-/* Whether the packet carries a hardware VLAN tag (M_VLANTAG), and which. */
-int zbpf_kpi_mbuf_vlantag(const struct mbuf *m, uint16_t *tag);
-/* A driver timestamp: 0 if none, else its kind, with *bt set. M_TSTMP
- * stamps are wall-clock; MTAG_BPF_TIMESTAMP tags are uptime. */
-#define ZBPF_TSTAMP_UPTIME 1
-#define ZBPF_TSTAMP_WALL 2
-int zbpf_kpi_mbuf_tstamp(const struct mbuf *m, struct zbpf_bintime *bt);
-/* The marks of an mbuf that bpf looks at, and clearing M_PROMISC. */
-#define ZBPF_MARK_PROMISC 0x1 /* M_PROMISC */
-#define ZBPF_MARK_RCVIF 0x2   /* m_pkthdr.rcvif is set */
-int zbpf_kpi_mbuf_marks(const struct mbuf *m);
-void zbpf_kpi_mbuf_clear_promisc(struct mbuf *m);
 
 /* ---------------------------------------------------------------------- */
 /* C calls Rust                                                           */
 /* ---------------------------------------------------------------------- */
 
 /* Module events. load: 0 or an errno. quiesce: EBUSY while descriptors are
- * open. unload (after the device is destroyed): every tap is removed and
- * everything freed. */
+ * open or hooks remain; with unloading != 0 (MOD_UNLOAD), a success also
+ * makes every later open fail with ENXIO. unload (after the device is
+ * destroyed): everything freed. */
 int zbpf_rs_load(void);
-int zbpf_rs_quiesce(void);
+int zbpf_rs_quiesce(int unloading);
 void zbpf_rs_unload(void);
 
 /* Naming: given whether the names of the built-in bpf are taken and the
@@ -236,15 +243,35 @@ int zbpf_rs_kqfilter(void *cookie, struct knote *kn);
 /* A knote's f_event: 1 if ready, with *data set. */
 int zbpf_rs_kq_event(void *cookie, int filter, int64_t *data);
 
-/* The read-timeout callout fired. */
+/* The read-timeout callout fired. Called with the descriptor's mutex
+ * held; returns with it released. */
 void zbpf_rs_timer(void *cookie, uint64_t token);
 
-/* A frame entering (inbound != 0) or leaving ifp. Runs in the network
- * epoch; never frees or changes m. */
-void zbpf_rs_tap(void *cookie, struct ifnet *ifp, struct mbuf *m,
-    int inbound);
+/* One packet, described by the tap wrapper. */
+struct zbpf_packet {
+	const uint8_t *data;		/* the first mbuf's data */
+	uint32_t data_len;		/* its length */
+	uint32_t len;			/* the packet's (m_pkthdr.len) */
+	const struct mbuf *next;	/* the rest of the chain */
+	uint32_t flags;			/* ZBPF_PKT_* */
+	uint16_t vlan_tag;		/* with ZBPF_PKT_VLANTAG */
+	struct zbpf_bintime tstamp;	/* with ZBPF_PKT_TSTAMP_* */
+};
+#define ZBPF_PKT_INBOUND 0x01		/* entering, not leaving */
+#define ZBPF_PKT_PROMISC 0x02		/* M_PROMISC */
+#define ZBPF_PKT_RCVIF 0x04		/* m_pkthdr.rcvif is set */
+#define ZBPF_PKT_VLANTAG 0x08		/* M_VLANTAG: the tag was stripped */
+#define ZBPF_PKT_TSTAMP_WALL 0x10	/* M_TSTMP: wall-clock */
+#define ZBPF_PKT_TSTAMP_UPTIME 0x20	/* MTAG_BPF_TIMESTAMP: uptime */
+/* What the wrapper does to the mbuf afterwards. */
+#define ZBPF_TAP_CLEAR_PROMISC 0x1
 
-/* ifnet_departure_event. */
+/* A packet on a hooked interface, for the tap given to
+ * zbpf_kpi_tap_install. Runs in the network epoch; never frees or changes
+ * the chain. Returns ZBPF_TAP_* actions. */
+int zbpf_rs_tap(void *tap, const struct zbpf_packet *pkt);
+
+/* ifnet_departure_event (the interface's hook goes too). */
 void zbpf_rs_ifnet_departure(struct ifnet *ifp);
 
 /* Sysctls. Integer knobs are ZBPF_SYSCTL_*. */

@@ -14,6 +14,8 @@
 #include <sys/malloc.h>
 #include <sys/lock.h>
 #include <sys/mutex.h>
+#include <sys/sx.h>
+#include <sys/time.h>
 #include <sys/proc.h>
 #include <sys/uio.h>
 #include <sys/poll.h>
@@ -26,8 +28,12 @@
 
 #include <net/if.h>
 #include <net/if_var.h>
+#include <net/bpf.h>
+#include <net/bpfdesc.h>
 
 #include "zbpf_kpi.h"
+
+MALLOC_DECLARE(M_ZBPF);
 
 /* ---------------------------------------------------------------------- */
 /* The character device                                                   */
@@ -137,33 +143,117 @@ zbpf_kqfilter(struct cdev *dev __unused, struct knote *kn)
 /* Taps: if_input and if_transmit wrappers                                */
 
 /*
- * One slot per interface ever tapped. A slot keeps the interface's original
- * functions for the module's lifetime, so that a wrapper a driver entered
- * just before the pointers were restored can still pass the packet on.
+ * A hook is zbpf's wrapper on one interface: the functions it replaced and
+ * the tap (a Rust cookie) its packets go to, NULL while nobody listens.
+ * Hooks are found by interface index in a two-level table, so the wrappers
+ * find theirs in two loads. The table and the hooks change under
+ * zbpf_hooks_sx; the wrappers read them inside the network epoch.
+ *
+ * A hook whose functions are no longer the interface's (another module,
+ * netmap for one, wrapped them after zbpf) cannot be undone without
+ * breaking that module: it stays, passing packets on, until the interface
+ * leaves or the functions are zbpf's again. So does a hook on an
+ * interface that calls if_input outside the epoch, where no wait proves
+ * that nobody is about to enter the wrapper (Rust asks for it with `keep`).
+ * Unloading is refused while any hook remains.
+ *
+ * Why not the link-layer pfil(9) head, which stacks cleanly: it runs in
+ * ether_demux, after lagg, vlan and bridge took their frames and only for
+ * frames not marked M_PROMISC, and on output before the driver, so it
+ * misses what bpf shows (promiscuous traffic, port traffic) and sees
+ * frames a firewall then drops; bpf taps before all of that.
  */
-#define ZBPF_MAX_HOOKS 256
+#define ZBPF_HOOK_PAGE 256
+#define ZBPF_HOOK_PAGES 256	/* if_index is below 65536 */
 
 struct zbpf_hook {
 	struct ifnet *ifp;
 	if_input_fn_t input;
 	if_transmit_fn_t transmit;
-	void *cookie;
-	u_int active;
+	void *tap;
+	int kept;
 };
 
-static struct zbpf_hook zbpf_hooks[ZBPF_MAX_HOOKS];
-static struct mtx zbpf_hooks_mtx;
+static struct zbpf_hook **zbpf_hook_pages[ZBPF_HOOK_PAGES];
+static struct sx zbpf_hooks_sx;
+static u_int zbpf_hooks_count;
+
+static struct zbpf_hook **
+zbpf_hook_slot(struct ifnet *ifp)
+{
+	struct zbpf_hook **page;
+	u_int idx = (u_int)if_getindex(ifp);
+
+	if (idx >= ZBPF_HOOK_PAGE * ZBPF_HOOK_PAGES)
+		return (NULL);
+	page = atomic_load_ptr(&zbpf_hook_pages[idx / ZBPF_HOOK_PAGE]);
+	return (page == NULL ? NULL : &page[idx % ZBPF_HOOK_PAGE]);
+}
 
 static struct zbpf_hook *
 zbpf_hook_find(struct ifnet *ifp)
 {
-	int i;
+	struct zbpf_hook **slot, *h;
 
-	for (i = 0; i < ZBPF_MAX_HOOKS; i++) {
-		if (atomic_load_ptr(&zbpf_hooks[i].ifp) == ifp)
-			return (&zbpf_hooks[i]);
+	slot = zbpf_hook_slot(ifp);
+	if (slot == NULL)
+		return (NULL);
+	h = atomic_load_ptr(slot);
+	return (h != NULL && h->ifp == ifp ? h : NULL);
+}
+
+/* One packet as zbpf_rs_tap takes it. */
+static void
+zbpf_describe(struct mbuf *m, int inbound, struct zbpf_packet *pkt)
+{
+	struct m_tag *tag;
+	struct timespec ts;
+	struct bintime bt;
+	const struct mbuf *n;
+
+	pkt->data = mtod(m, const uint8_t *);
+	pkt->data_len = m->m_len < 0 ? 0 : (uint32_t)m->m_len;
+	pkt->next = m->m_next;
+	pkt->flags = inbound ? ZBPF_PKT_INBOUND : 0;
+	pkt->vlan_tag = 0;
+	if ((m->m_flags & M_PKTHDR) == 0) {
+		pkt->len = 0;
+		for (n = m; n != NULL; n = n->m_next)
+			pkt->len += n->m_len < 0 ? 0 : (uint32_t)n->m_len;
+		return;
 	}
-	return (NULL);
+	pkt->len = m->m_pkthdr.len < 0 ? 0 : (uint32_t)m->m_pkthdr.len;
+	if (m->m_flags & M_PROMISC)
+		pkt->flags |= ZBPF_PKT_PROMISC;
+	if (m->m_pkthdr.rcvif != NULL)
+		pkt->flags |= ZBPF_PKT_RCVIF;
+	if (m->m_flags & M_VLANTAG) {
+		pkt->flags |= ZBPF_PKT_VLANTAG;
+		pkt->vlan_tag = m->m_pkthdr.ether_vtag;
+	}
+	if (m->m_flags & M_TSTMP) {
+		/* rcv_tstmp is wall-clock nanoseconds. */
+		mbuf_tstmp2timespec(m, &ts);
+		timespec2bintime(&ts, &bt);
+		pkt->flags |= ZBPF_PKT_TSTAMP_WALL;
+	} else if (!SLIST_EMPTY(&m->m_pkthdr.tags) && (tag = m_tag_locate(m,
+	    MTAG_BPF, MTAG_BPF_TIMESTAMP, NULL)) != NULL) {
+		bt = *(struct bintime *)(tag + 1);
+		pkt->flags |= ZBPF_PKT_TSTAMP_UPTIME;
+	} else
+		return;
+	pkt->tstamp.sec = bt.sec;
+	pkt->tstamp.frac = bt.frac;
+}
+
+static void
+zbpf_tap(void *tap, struct mbuf *m, int inbound)
+{
+	struct zbpf_packet pkt;
+
+	zbpf_describe(m, inbound, &pkt);
+	if (zbpf_rs_tap(tap, &pkt) & ZBPF_TAP_CLEAR_PROMISC)
+		m->m_flags &= ~M_PROMISC;
 }
 
 static void
@@ -173,13 +263,20 @@ zbpf_input(struct ifnet *ifp, struct mbuf *m)
 	struct zbpf_hook *h;
 	struct mbuf *n;
 	if_input_fn_t input;
+	void *tap;
 
 	NET_EPOCH_ENTER(et);
 	h = zbpf_hook_find(ifp);
-	KASSERT(h != NULL, ("zbpf: input on an interface never hooked"));
-	if (atomic_load_acq_int(&h->active)) {
+	if (h == NULL) {
+		/* The interface left and its hook with it. */
+		NET_EPOCH_EXIT(et);
+		m_freem(m);
+		return;
+	}
+	tap = (void *)atomic_load_acq_ptr((uintptr_t *)&h->tap);
+	if (tap != NULL) {
 		for (n = m; n != NULL; n = n->m_nextpkt)
-			zbpf_rs_tap(h->cookie, ifp, n, 1);
+			zbpf_tap((void *)tap, n, 1);
 	}
 	input = h->input;
 	NET_EPOCH_EXIT(et);
@@ -192,61 +289,169 @@ zbpf_transmit(struct ifnet *ifp, struct mbuf *m)
 	struct epoch_tracker et;
 	struct zbpf_hook *h;
 	if_transmit_fn_t transmit;
+	void *tap;
 
 	NET_EPOCH_ENTER(et);
 	h = zbpf_hook_find(ifp);
-	KASSERT(h != NULL, ("zbpf: transmit on an interface never hooked"));
-	if (atomic_load_acq_int(&h->active))
-		zbpf_rs_tap(h->cookie, ifp, m, 0);
+	if (h == NULL) {
+		NET_EPOCH_EXIT(et);
+		m_freem(m);
+		return (ENXIO);
+	}
+	tap = (void *)atomic_load_acq_ptr((uintptr_t *)&h->tap);
+	if (tap != NULL)
+		zbpf_tap((void *)tap, m, 0);
 	transmit = h->transmit;
 	NET_EPOCH_EXIT(et);
 	return (transmit(ifp, m));
 }
 
-int
-zbpf_kpi_tap_install(struct ifnet *ifp, void *cookie)
+/* Whether the interface's functions are zbpf's wrappers. */
+static int
+zbpf_hook_on_top(struct zbpf_hook *h)
 {
-	struct zbpf_hook *h;
-	int i;
+	return (if_getinputfn(h->ifp) == zbpf_input &&
+	    if_gettransmitfn(h->ifp) == zbpf_transmit);
+}
 
-	mtx_lock(&zbpf_hooks_mtx);
-	h = zbpf_hook_find(ifp);
-	if (h == NULL) {
-		for (i = 0; i < ZBPF_MAX_HOOKS && h == NULL; i++)
-			if (zbpf_hooks[i].ifp == NULL)
-				h = &zbpf_hooks[i];
-		if (h == NULL) {
-			mtx_unlock(&zbpf_hooks_mtx);
-			return (ENOSPC);
-		}
+/*
+ * Takes the hook out of the table and frees it, its wrappers no longer
+ * reachable. Hooks sx held; sleeps.
+ */
+static void
+zbpf_hook_free(struct zbpf_hook **slot)
+{
+	struct zbpf_hook *h = *slot;
+
+	/* A caller that read the wrapper's address is inside the epoch. */
+	NET_EPOCH_WAIT();
+	atomic_store_rel_ptr((uintptr_t *)slot, (uintptr_t)NULL);
+	NET_EPOCH_WAIT();
+	zbpf_hooks_count--;
+	free(h, M_ZBPF);
+}
+
+int
+zbpf_kpi_tap_install(struct ifnet *ifp, void *tap)
+{
+	struct zbpf_hook **page, **slot, *h;
+	u_int idx = (u_int)if_getindex(ifp);
+
+	if (idx >= ZBPF_HOOK_PAGE * ZBPF_HOOK_PAGES)
+		return (ENOSPC);
+	sx_xlock(&zbpf_hooks_sx);
+	if (zbpf_hook_pages[idx / ZBPF_HOOK_PAGE] == NULL) {
+		page = malloc(ZBPF_HOOK_PAGE * sizeof(*page), M_ZBPF,
+		    M_WAITOK | M_ZERO);
+		atomic_store_rel_ptr(
+		    (uintptr_t *)&zbpf_hook_pages[idx / ZBPF_HOOK_PAGE],
+		    (uintptr_t)page);
 	}
-	if (!h->active) {
+	slot = zbpf_hook_slot(ifp);
+	h = *slot;
+	if (h != NULL && h->ifp != ifp) {
+		/* A departed interface's index, reused: its hook is stale. */
+		zbpf_hook_free(slot);
+		h = NULL;
+	}
+	if (h == NULL) {
+		h = malloc(sizeof(*h), M_ZBPF, M_WAITOK | M_ZERO);
+		h->ifp = ifp;
+		atomic_store_rel_ptr((uintptr_t *)slot, (uintptr_t)h);
+		zbpf_hooks_count++;
+	}
+	/* A hook that stayed is still in the interface's chain. */
+	if (h->input == NULL) {
 		h->input = if_getinputfn(ifp);
 		h->transmit = if_gettransmitfn(ifp);
-		h->cookie = cookie;
-		atomic_store_rel_ptr((uintptr_t *)&h->ifp, (uintptr_t)ifp);
-		atomic_store_rel_int(&h->active, 1);
+		atomic_thread_fence_rel();
 		if_setinputfn(ifp, zbpf_input);
 		if_settransmitfn(ifp, zbpf_transmit);
 	}
-	mtx_unlock(&zbpf_hooks_mtx);
+	atomic_store_rel_ptr((uintptr_t *)&h->tap, (uintptr_t)tap);
+	sx_xunlock(&zbpf_hooks_sx);
 	return (0);
 }
 
-void
-zbpf_kpi_tap_remove(struct ifnet *ifp)
+int
+zbpf_kpi_tap_remove(struct ifnet *ifp, int keep)
 {
-	struct zbpf_hook *h;
+	struct zbpf_hook **slot, *h;
+	int error = 0;
 
-	mtx_lock(&zbpf_hooks_mtx);
+	sx_xlock(&zbpf_hooks_sx);
 	h = zbpf_hook_find(ifp);
-	if (h != NULL && h->active) {
-		if_setinputfn(ifp, h->input);
-		if_settransmitfn(ifp, h->transmit);
-		atomic_store_rel_int(&h->active, 0);
+	if (h != NULL) {
+		atomic_store_rel_ptr((uintptr_t *)&h->tap, (uintptr_t)NULL);
+		if (!zbpf_hook_on_top(h))
+			error = EBUSY;
+		else if (keep)
+			h->kept = 1;
+		else {
+			if_setinputfn(ifp, h->input);
+			if_settransmitfn(ifp, h->transmit);
+			slot = zbpf_hook_slot(ifp);
+			zbpf_hook_free(slot);
+		}
 	}
-	mtx_unlock(&zbpf_hooks_mtx);
+	sx_xunlock(&zbpf_hooks_sx);
+	/* No wrapper still delivers to the tap. */
 	NET_EPOCH_WAIT();
+	return (error);
+}
+
+void
+zbpf_kpi_tap_forget(struct ifnet *ifp)
+{
+	struct zbpf_hook **slot;
+
+	sx_xlock(&zbpf_hooks_sx);
+	if (zbpf_hook_find(ifp) != NULL) {
+		slot = zbpf_hook_slot(ifp);
+		if (zbpf_hook_on_top(*slot)) {
+			if_setinputfn(ifp, (*slot)->input);
+			if_settransmitfn(ifp, (*slot)->transmit);
+		}
+		zbpf_hook_free(slot);
+	}
+	sx_xunlock(&zbpf_hooks_sx);
+}
+
+int
+zbpf_kpi_hooks_settle(void)
+{
+	struct zbpf_hook **page, *h;
+	int i, j;
+
+	sx_xlock(&zbpf_hooks_sx);
+	for (i = 0; i < ZBPF_HOOK_PAGES; i++) {
+		page = zbpf_hook_pages[i];
+		for (j = 0; page != NULL && j < ZBPF_HOOK_PAGE; j++) {
+			h = page[j];
+			if (h == NULL || h->tap != NULL || h->kept ||
+			    !zbpf_hook_on_top(h))
+				continue;
+			if_setinputfn(h->ifp, h->input);
+			if_settransmitfn(h->ifp, h->transmit);
+			zbpf_hook_free(&page[j]);
+		}
+	}
+	i = (int)zbpf_hooks_count;
+	sx_xunlock(&zbpf_hooks_sx);
+	return (i);
+}
+
+/* At unload, with no hook left: the table itself. */
+static void
+zbpf_hooks_fini(void)
+{
+	int i;
+
+	for (i = 0; i < ZBPF_HOOK_PAGES; i++) {
+		free(zbpf_hook_pages[i], M_ZBPF);
+		zbpf_hook_pages[i] = NULL;
+	}
+	sx_destroy(&zbpf_hooks_sx);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -288,6 +493,9 @@ zbpf_sysctl_stats(SYSCTL_HANDLER_ARGS)
 	if (error != 0)
 		return (error);
 	if (req->newptr != NULL) {
+		/* Only a whole record may be written, as bpf has it. */
+		if (req->newlen != sizeof(struct xbpf_d))
+			return (EINVAL);
 		buf = malloc(req->newlen, M_TEMP, M_WAITOK);
 		error = SYSCTL_IN(req, buf, req->newlen);
 		if (error == 0)
@@ -353,25 +561,6 @@ zbpf_sysctls_create(const char *node_name)
 #define ZBPF_TUNABLE "net.zbpf.replace_bpf"
 
 static int
-zbpf_name_taken(const char *name)
-{
-	struct make_dev_args args;
-	struct cdev *probe;
-	int error;
-
-	make_dev_args_init(&args);
-	args.mda_flags = MAKEDEV_CHECKNAME | MAKEDEV_WAITOK;
-	args.mda_devsw = &zbpf_cdevsw;
-	args.mda_uid = UID_ROOT;
-	args.mda_gid = GID_WHEEL;
-	args.mda_mode = 0600;
-	error = make_dev_s(&args, &probe, "%s", name);
-	if (error == 0)
-		destroy_dev(probe);
-	return (error == EEXIST);
-}
-
-static int
 zbpf_sysctl_taken(const char *name)
 {
 	int value;
@@ -382,20 +571,9 @@ zbpf_sysctl_taken(const char *name)
 }
 
 static int
-zbpf_load(void)
+zbpf_make_dev(const char *name)
 {
 	struct make_dev_args args;
-	const char *name;
-	int error, replace, tunable = -1;
-
-	mtx_init(&zbpf_hooks_mtx, "zbpf hooks", NULL, MTX_DEF);
-	error = zbpf_rs_load();
-	if (error != 0)
-		return (error);
-	TUNABLE_INT_FETCH(ZBPF_TUNABLE, &tunable);
-	replace = zbpf_rs_choose_replace(zbpf_name_taken("bpf"),
-	    zbpf_sysctl_taken("net.bpf.maxinsns"), tunable);
-	name = replace ? "bpf" : "zbpf";
 
 	make_dev_args_init(&args);
 	args.mda_flags = MAKEDEV_CHECKNAME | MAKEDEV_WAITOK;
@@ -403,16 +581,48 @@ zbpf_load(void)
 	args.mda_uid = UID_ROOT;
 	args.mda_gid = GID_WHEEL;
 	args.mda_mode = 0600;
-	error = make_dev_s(&args, &zbpf_cdev, "%s", name);
+	return (make_dev_s(&args, &zbpf_cdev, "%s", name));
+}
+
+/*
+ * The device comes last: once it exists a descriptor can attach, and the
+ * departure handler must already be there to see its interface leave.
+ */
+static int
+zbpf_load(void)
+{
+	const char *name;
+	int bpf_sysctl, error, replace, tunable = -1;
+
+	sx_init(&zbpf_hooks_sx, "zbpf hooks");
+	error = zbpf_rs_load();
 	if (error != 0) {
-		zbpf_rs_unload();
+		sx_destroy(&zbpf_hooks_sx);
 		return (error);
 	}
+	zbpf_departure_tag = EVENTHANDLER_REGISTER(ifnet_departure_event,
+	    zbpf_ifnet_departure, NULL, EVENTHANDLER_PRI_ANY);
+	TUNABLE_INT_FETCH(ZBPF_TUNABLE, &tunable);
+	bpf_sysctl = zbpf_sysctl_taken("net.bpf.maxinsns");
+	replace = zbpf_rs_choose_replace(0, bpf_sysctl, tunable);
+	error = zbpf_make_dev(replace ? "bpf" : "zbpf");
+	if (error == EEXIST && replace &&
+	    !zbpf_rs_choose_replace(1, bpf_sysctl, tunable)) {
+		replace = 0;
+		error = zbpf_make_dev("zbpf");
+	}
+	if (error != 0) {
+		zbpf_cdev = NULL;
+		EVENTHANDLER_DEREGISTER(ifnet_departure_event,
+		    zbpf_departure_tag);
+		zbpf_rs_unload();
+		sx_destroy(&zbpf_hooks_sx);
+		return (error);
+	}
+	name = replace ? "bpf" : "zbpf";
 	if (replace)
 		make_dev_alias(zbpf_cdev, "bpf0");
 	zbpf_sysctls_create(name);
-	zbpf_departure_tag = EVENTHANDLER_REGISTER(ifnet_departure_event,
-	    zbpf_ifnet_departure, NULL, EVENTHANDLER_PRI_ANY);
 	printf("zbpf: /dev/%s and net.%s ready\n", name, name);
 	return (0);
 }
@@ -420,22 +630,20 @@ zbpf_load(void)
 static int
 zbpf_unload(void)
 {
-	int i, error;
+	int error;
 
-	error = zbpf_rs_quiesce();
+	/* A load that failed left nothing behind. */
+	if (zbpf_cdev == NULL)
+		return (0);
+	error = zbpf_rs_quiesce(1);
 	if (error != 0)
 		return (error);
 	destroy_dev(zbpf_cdev);
-	EVENTHANDLER_DEREGISTER(ifnet_departure_event, zbpf_departure_tag);
+	zbpf_cdev = NULL;
 	sysctl_ctx_free(&zbpf_sysctl_ctx);
-	for (i = 0; i < ZBPF_MAX_HOOKS; i++)
-		if (zbpf_hooks[i].ifp != NULL && zbpf_hooks[i].active)
-			zbpf_kpi_tap_remove(zbpf_hooks[i].ifp);
-	NET_EPOCH_WAIT();
-	/* Let a wrapper entered just before its pointer was restored return. */
-	pause("zbpfunl", hz / 10);
+	EVENTHANDLER_DEREGISTER(ifnet_departure_event, zbpf_departure_tag);
 	zbpf_rs_unload();
-	mtx_destroy(&zbpf_hooks_mtx);
+	zbpf_hooks_fini();
 	return (0);
 }
 
@@ -446,7 +654,7 @@ zbpf_modevent(module_t mod __unused, int type, void *data __unused)
 	case MOD_LOAD:
 		return (zbpf_load());
 	case MOD_QUIESCE:
-		return (zbpf_rs_quiesce());
+		return (zbpf_cdev == NULL ? 0 : zbpf_rs_quiesce(0));
 	case MOD_UNLOAD:
 		return (zbpf_unload());
 	case MOD_SHUTDOWN:

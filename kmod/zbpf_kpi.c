@@ -335,14 +335,21 @@ zbpf_kpi_notes_alloc(void)
 	n = malloc(sizeof(*n), M_ZBPF, M_WAITOK | M_ZERO);
 	mtx_init(&n->kl_mtx, "zbpf knlist", NULL, MTX_DEF);
 	knlist_init_mtx(&n->sel.si_note, &n->kl_mtx);
+	/* Drainable even if never bound. */
 	callout_init(&n->callout, 1);
 	return (n);
 }
 
 void
-zbpf_kpi_notes_bind(struct zbpf_notes *n, void *cookie)
+zbpf_kpi_notes_bind(struct zbpf_notes *n, void *cookie, struct zbpf_mtx *zm)
 {
 	n->cookie = cookie;
+	/*
+	 * The timer runs with the descriptor's mutex, so that stopping it
+	 * under that mutex cancels it for good; the Rust side drops the
+	 * mutex before it wakes anyone.
+	 */
+	callout_init_mtx(&n->callout, &zm->m, CALLOUT_RETURNUNLOCKED);
 }
 
 void
@@ -465,8 +472,7 @@ zbpf_kpi_release_pages(void **pages, int npages)
 }
 
 int
-zbpf_kpi_hold_pages(uint64_t uaddr, int npages, int share_on_fork,
-    void **pages, void **kva)
+zbpf_kpi_hold_pages(uint64_t uaddr, int npages, void **pages, void **kva)
 {
 	vm_map_t map = &curthread->td_proc->p_vmspace->vm_map;
 	vm_offset_t va = (vm_offset_t)uaddr;
@@ -482,9 +488,6 @@ zbpf_kpi_hold_pages(uint64_t uaddr, int npages, int share_on_fork,
 		pages[i] = m;
 		kva[i] = (void *)PHYS_TO_DMAP(VM_PAGE_TO_PHYS(m));
 	}
-	if (share_on_fork)
-		(void)vm_map_inherit(map, va, va + ptoa(npages),
-		    VM_INHERIT_SHARE);
 	return (0);
 }
 
@@ -530,6 +533,18 @@ int
 zbpf_kpi_if_is_up(struct ifnet *ifp)
 {
 	return ((if_getflags(ifp) & IFF_UP) != 0);
+}
+
+const char *
+zbpf_kpi_if_dname(struct ifnet *ifp)
+{
+	return (if_getdname(ifp));
+}
+
+int
+zbpf_kpi_if_needs_epoch(struct ifnet *ifp)
+{
+	return ((if_getflags(ifp) & IFF_NEEDSEPOCH) != 0);
 }
 
 int
@@ -654,55 +669,4 @@ const struct mbuf *
 zbpf_kpi_mbuf_next(const struct mbuf *m)
 {
 	return (m->m_next);
-}
-
-int
-zbpf_kpi_mbuf_vlantag(const struct mbuf *m, uint16_t *tag)
-{
-	if ((m->m_flags & (M_PKTHDR | M_VLANTAG)) != (M_PKTHDR | M_VLANTAG))
-		return (0);
-	*tag = m->m_pkthdr.ether_vtag;
-	return (1);
-}
-
-int
-zbpf_kpi_mbuf_tstamp(const struct mbuf *m, struct zbpf_bintime *out)
-{
-	struct m_tag *tag;
-	struct timespec ts;
-	struct bintime bt;
-
-	if ((m->m_flags & (M_PKTHDR | M_TSTMP)) == (M_PKTHDR | M_TSTMP)) {
-		/* rcv_tstmp is wall-clock nanoseconds. */
-		mbuf_tstmp2timespec(__DECONST(struct mbuf *, m), &ts);
-		timespec2bintime(&ts, &bt);
-		zbpf_copy_bintime(&bt, out);
-		return (ZBPF_TSTAMP_WALL);
-	}
-	if ((m->m_flags & M_PKTHDR) == 0)
-		return (0);
-	tag = m_tag_locate(__DECONST(struct mbuf *, m), MTAG_BPF,
-	    MTAG_BPF_TIMESTAMP, NULL);
-	if (tag == NULL)
-		return (0);
-	zbpf_copy_bintime((struct bintime *)(tag + 1), out);
-	return (ZBPF_TSTAMP_UPTIME);
-}
-
-int
-zbpf_kpi_mbuf_marks(const struct mbuf *m)
-{
-	int marks = 0;
-
-	if (m->m_flags & M_PROMISC)
-		marks |= ZBPF_MARK_PROMISC;
-	if ((m->m_flags & M_PKTHDR) && m->m_pkthdr.rcvif != NULL)
-		marks |= ZBPF_MARK_RCVIF;
-	return (marks);
-}
-
-void
-zbpf_kpi_mbuf_clear_promisc(struct mbuf *m)
-{
-	m->m_flags &= ~M_PROMISC;
 }

@@ -69,14 +69,19 @@ sim() { bash tests/sim/run.sh; }
 demo() { cargo run --quiet --release --features "$FEATURES" --bin zbpf-demo -- "$@"; }
 # The benchmark suite (src/bin/zbpf-bench.rs): release build, callgrind's
 # cache simulation of the consumers, then every benchmark; writes
-# tests/bench/benchmarks.md and benchmarks.png and prints the key ratios.
+# tests/bench/benchmarks.md and benchmarks.png and prints the key ratios;
+# then the real module's delivery cost beside the simulator's.
 bench() {
     cargo build --release --features "$FEATURES,bench" --bin zbpf-bench || return 1
     mkdir -p target/bench
     rm -f target/bench/cachesim.tsv
     bash scripts/bench-cachesim.sh target/release/zbpf-bench target/bench/cachesim.tsv ||
         echo "bench: the cache simulation failed; the report goes without it" >&2
-    target/release/zbpf-bench --cachesim target/bench/cachesim.tsv "$@"
+    target/release/zbpf-bench --cachesim target/bench/cachesim.tsv "$@" || return 1
+    # The real zbpf.ko beside the simulator, appended to the full report
+    # (tests/ukld/bench.sh); not to a --smoke or partial one.
+    [ $# -eq 0 ] || return 0
+    bash tests/ukld/bench.sh tests/bench/benchmarks.md
 }
 # CI's look at the benchmarks: the suite and the criterion bench build, and
 # each runs briefly (seconds). Fails only if one crashes or the things it

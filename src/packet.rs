@@ -113,6 +113,14 @@ impl<'a, S: Segments + ?Sized> Chain<'a, S> {
         Chain { head, len, segs }
     }
 
+    /// A chain whose total length the caller already knows (an mbuf
+    /// packet header's): only the first segments are looked at. Should the
+    /// segments hold fewer bytes, copies are padded with zeros.
+    pub fn with_len(segs: &'a S, len: usize) -> Self {
+        let head = segs.segments().find(|s| !s.is_empty()).unwrap_or(&[]);
+        Chain { head: head.get(..len).unwrap_or(head), len, segs }
+    }
+
     /// The first non-empty segment (or an empty slice).
     pub fn head(&self) -> &'a [u8] {
         self.head
@@ -167,10 +175,18 @@ impl<S: Segments + ?Sized> PacketBytes for Chain<'_, S> {
         let mut left = len.min(self.len);
         for s in self.segs.segments() {
             if left == 0 {
-                break;
+                return;
             }
             let take = s.len().min(left);
             f(&s[..take]);
+            left -= take;
+        }
+        // Segments shorter than the stated length: never leave a record's
+        // bytes unwritten.
+        const ZEROS: [u8; 64] = [0; 64];
+        while left > 0 {
+            let take = left.min(ZEROS.len());
+            f(&ZEROS[..take]);
             left -= take;
         }
     }
@@ -180,6 +196,21 @@ impl<S: Segments + ?Sized> PacketBytes for Chain<'_, S> {
 mod tests {
     use super::*;
     use alloc::vec::Vec;
+
+    #[test]
+    fn chain_with_stated_length_pads_a_short_chain_and_clips_a_long_head() {
+        let segs: [&[u8]; 3] = [&[], &[1, 2, 3], &[4, 5]];
+        let short = Chain::with_len(&segs[..], 8);
+        assert_eq!(short.len(), 8);
+        assert_eq!(short.head(), &[1, 2, 3]);
+        let mut copied = Vec::new();
+        short.for_each_piece(8, |p| copied.extend_from_slice(p));
+        assert_eq!(copied, [1, 2, 3, 4, 5, 0, 0, 0]);
+        assert_eq!(short.load::<2>(6), None, "a load past the bytes present fails");
+        let long = Chain::with_len(&segs[..], 2);
+        assert_eq!(long.head(), &[1, 2]);
+        assert_eq!(long.load::<1>(2), None, "a load past the stated length fails");
+    }
 
     #[test]
     fn chain_loads_match_contiguous_loads() {

@@ -98,7 +98,7 @@ fn open_attach_detach_close_leaves_nothing() {
 
 /// The interface leaves while a reader sleeps: the reader wakes with ENXIO,
 /// later reads and writes are ENXIO, the listener lists let go of the
-/// descriptor and of the interface, promiscuous mode is undone.
+/// descriptor and of the interface.
 #[test]
 fn departure_wakes_the_reader_with_enxio() {
     let sim = Sim::new();
@@ -143,9 +143,8 @@ fn departure_wakes_the_reader_with_enxio() {
     assert_eq!(write(&sim, fd, &frame(60, 1)), Err(Errno::ENXIO));
     assert_eq!(write(&sim, writer, &frame(60, 1)), Err(Errno::ENXIO), "writer-only");
     assert_eq!(get_u32(&sim, fd, BIOCGDLT), Err(Errno::EINVAL));
-    // (Whether promiscuous mode is switched off on an interface that is
-    // going away is not observable: FreeBSD 14 skips it, older versions
-    // did it and ignored the error.)
+    // Promiscuous mode is left alone on an interface that is going away
+    // (departure_leaves_promiscuous_mode_alone).
     assert!(!eth.is_tapped());
     // Only the open file and this test hold the descriptor now; only this
     // test holds the interface.
@@ -239,6 +238,58 @@ fn promiscuous_mode_reference_counting() {
     eth.fail_promisc(false);
     sim.close(c).expect("close c");
     assert_eq!(eth.promisc_count(), 0, "a failed BIOCPROMISC was undone at close");
+}
+
+/// An interface the platform cannot tap: BIOCSETIF returns the platform's
+/// error and leaves the descriptor unattached; a writer-only descriptor's
+/// upgrade by BIOCSETF fails the same way and it stays a writer. Once the
+/// interface can be tapped, both work.
+#[test]
+fn an_interface_that_cannot_be_tapped() {
+    let sim = Sim::new();
+    let eth = ether(&sim, "eth0");
+    eth.fail_taps(true);
+    let fd = sim.open(2).expect("open");
+    assert_eq!(attach(&sim, fd, "eth0"), Err(Errno::ENOSPC));
+    assert!(!eth.is_tapped());
+    assert_eq!(get_u32(&sim, fd, BIOCGDLT), Err(Errno::EINVAL), "not attached");
+    assert!(xbpf_for(&sim, |_| true).is_empty(), "no tap entry left behind");
+    eth.fail_taps(false);
+    attach(&sim, fd, "eth0").expect("BIOCSETIF once the interface can be tapped");
+    assert!(eth.is_tapped());
+    sim.receive(&eth, &frame(60, 1));
+    assert_eq!(captured(&sim, fd).len(), 1);
+    sim.close(fd).expect("close");
+
+    // A writer-only descriptor upgraded by BIOCSETF stays a writer.
+    let w = sim.open(oflags::O_WRONLY).expect("open");
+    attach(&sim, w, "eth0").expect("attach as a writer");
+    eth.fail_taps(true);
+    assert_eq!(set_prog(&sim, w, BIOCSETF, &ipv4_only()), Err(Errno::ENOSPC));
+    assert!(!eth.is_tapped());
+    sim.receive(&eth, &frame(60, 1));
+    assert_eq!(stats(&sim, w).0, 0, "a writer receives nothing");
+    eth.fail_taps(false);
+    set_prog(&sim, w, BIOCSETF, &ipv4_only()).expect("BIOCSETF once it can be tapped");
+    assert!(eth.is_tapped());
+    sim.receive(&eth, &frame(60, 1));
+    assert_eq!(stats(&sim, w).0, 1);
+    sim.close(w).expect("close");
+}
+
+/// A departing interface is not asked to leave promiscuous mode: it is in
+/// the middle of its own detach (bpf skips ifpromisc for it too).
+#[test]
+fn departure_leaves_promiscuous_mode_alone() {
+    let sim = Sim::new();
+    let eth = ether(&sim, "eth0");
+    let fd = open_on(&sim, "eth0", 4096);
+    ioc0(&sim, fd, BIOCPROMISC).expect("BIOCPROMISC");
+    assert_eq!(eth.promisc_count(), 1);
+    sim.remove_iface("eth0");
+    assert_eq!(eth.promisc_count(), 1, "ifpromisc was called on the departing interface");
+    sim.close(fd).expect("close");
+    assert_eq!(eth.promisc_count(), 1, "nor at close");
 }
 
 /// An interface with two data-link types: BIOCGDLTLIST lists both,

@@ -40,6 +40,7 @@ errnos! {
     EFAULT = 14, "Bad address.";
     EBUSY = 16, "Device busy.";
     EINVAL = 22, "Invalid argument.";
+    ENOSPC = 28, "No space left on device.";
     ENOTTY = 25, "Inappropriate ioctl for device.";
     EAGAIN = 35, "Resource temporarily unavailable (also EWOULDBLOCK).";
     EMSGSIZE = 40, "Message too long.";

@@ -28,6 +28,8 @@
 mod alloc;
 #[path = "zbpf-bench/capture.rs"]
 mod capture;
+#[path = "zbpf-bench/deliver.rs"]
+mod deliver;
 #[path = "zbpf-bench/filter.rs"]
 mod filter;
 #[path = "zbpf-bench/memory.rs"]
@@ -52,6 +54,7 @@ static GLOBAL: alloc::Counting = alloc::Counting;
 
 const USAGE: &str = "usage: zbpf-bench [--smoke] [--only SECTIONS] [--out DIR] [--cachesim FILE]
        zbpf-bench --only consumers --small --consumer walk|checksum --mode buffer|zbuf|memcpy
+       zbpf-bench --deliver
 
   --smoke            a few packets per configuration: checks that everything runs and
                      agrees, in seconds; the report goes to target/bench-smoke/
@@ -62,7 +65,9 @@ const USAGE: &str = "usage: zbpf-bench [--smoke] [--only SECTIONS] [--out DIR] [
   --small            one consumer configuration, a small fixed run for callgrind;
                      prints `cachesim-packets N` and writes no report
   --rounds N         rounds of the --small run (default 16)
-  --descriptors N    with --only scale --small: the descriptors of the run (default 8)";
+  --descriptors N    with --only scale --small: the descriptors of the run (default 8)
+  --deliver          delivery alone (the twin of tests/ukld/ukld_bench.c): prints one
+                     tab-separated line per configuration and writes no report";
 
 const SECTIONS: [&str; 5] = ["filter", "capture", "consumers", "scale", "memory"];
 
@@ -73,6 +78,7 @@ struct Args {
     cachesim: Option<PathBuf>,
     samples: Option<usize>,
     small: bool,
+    deliver: bool,
     consumer: Consumer,
     mode: Pipe,
     rounds: usize,
@@ -87,6 +93,7 @@ fn parse_args() -> Result<Args, String> {
         cachesim: None,
         samples: None,
         small: false,
+        deliver: false,
         consumer: Consumer::Walk,
         mode: Pipe::Zbuf,
         rounds: 16,
@@ -98,6 +105,7 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--smoke" => a.smoke = true,
             "--small" => a.small = true,
+            "--deliver" => a.deliver = true,
             "--only" => {
                 a.only = value()?.split(',').map(|s| s.trim().to_string()).collect();
                 if let Some(bad) = a.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
@@ -149,6 +157,9 @@ fn small(args: &Args) -> Result<(), String> {
 fn run(args: &Args) -> Result<(), String> {
     if args.small {
         return small(args);
+    }
+    if args.deliver {
+        return deliver::print();
     }
     let wants = |s: &str| args.only.iter().any(|o| o == s);
     let samples = args.samples.unwrap_or(if args.smoke { 1 } else { 5 });

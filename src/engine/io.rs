@@ -290,7 +290,17 @@ impl<P: Platform> Bpf<P> {
     /// The read timeout fired (callout): readers waiting through poll or
     /// kqueue are woken if data is pending.
     pub fn timer_fired(&self, d: &Descriptor<P>, token: u64) {
-        let mut st = d.state.lock();
+        self.timer_fired_locked(d, d.state.lock(), token);
+    }
+
+    /// [`timer_fired`](Self::timer_fired) for a timer that runs with the
+    /// descriptor's lock taken (the kernel's callout): releases it.
+    pub fn timer_fired_locked<'a>(
+        &self,
+        d: &'a Descriptor<P>,
+        mut st: <P::Lock<DescState<P>> as DescLock<DescState<P>>>::Guard<'a>,
+        token: u64,
+    ) {
         if st.timer != TimerState::Waiting || st.timer_token != token {
             return;
         }

@@ -80,6 +80,12 @@ impl<P: Platform> Bpf<P> {
         data: &mut [u8],
         ctx: &mut U,
     ) -> Result<()> {
+        // The system call layer hands over exactly the argument the command
+        // encodes (kern_ioctl's IOCPARM_LEN): any other length is a broken
+        // caller, refused before a short argument could be read as zeros.
+        if data.len() != crate::abi::ioccom::ioc_len(cmd) {
+            return Err(Errno::EINVAL);
+        }
         let locked = {
             let mut st = d.state.lock();
             st.pid = ctx.pid();
@@ -385,7 +391,7 @@ impl<P: Platform> Bpf<P> {
         d.filter_gen.fetch_add(1, Ordering::Release);
         d.rfilter.replace(&self.platform, program.map(alloc::boxed::Box::new));
         if upgrade {
-            self.upgrade(&mut reg, d);
+            self.upgrade(&mut reg, d)?;
         } else {
             // The tap's dispatcher still calls the old filter's code.
             self.republish(&mut reg, d);

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::abi::{dlt, Errno, Result};
-use crate::platform::{NetIf, Outgoing};
+use crate::platform::{NetIf, Outgoing, TapCookie};
 
 /// A frame a descriptor wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +59,7 @@ pub struct SimIface {
     promisc: AtomicI32,
     tapped: AtomicBool,
     fail_promisc: AtomicBool,
+    fail_taps: AtomicBool,
     wire: Mutex<Vec<SentFrame>>,
     peer: Mutex<Weak<SimIface>>,
     hook: Mutex<Option<Hook>>,
@@ -103,6 +104,7 @@ impl SimIface {
             promisc: AtomicI32::new(0),
             tapped: AtomicBool::new(false),
             fail_promisc: AtomicBool::new(false),
+            fail_taps: AtomicBool::new(false),
             wire: Mutex::new(Vec::new()),
             peer: Mutex::new(Weak::new()),
             hook: Mutex::new(None),
@@ -141,6 +143,12 @@ impl SimIface {
     /// Makes the next promiscuous-mode requests fail (driver error).
     pub fn fail_promisc(&self, fail: bool) {
         self.fail_promisc.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes the next requests for taps fail, as a kernel that cannot hook
+    /// the interface does (ENOSPC).
+    pub fn fail_taps(&self, fail: bool) {
+        self.fail_taps.store(fail, Ordering::SeqCst);
     }
 
     /// Whether zbpf has asked for taps on this interface.
@@ -242,8 +250,12 @@ impl NetIf for Arc<SimIface> {
         self.emit(Event::Injected(frame));
         Ok(())
     }
-    fn set_tapped(&self, tapped: bool) {
-        self.tapped.store(tapped, Ordering::SeqCst);
+    fn set_tapped(&self, tap: Option<TapCookie>) -> Result<()> {
+        if tap.is_some() && self.fail_taps.load(Ordering::SeqCst) {
+            return Err(Errno::ENOSPC);
+        }
+        self.tapped.store(tap.is_some(), Ordering::SeqCst);
+        Ok(())
     }
 }
 

@@ -7,20 +7,25 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ffi::{c_int, c_ulong, c_void};
 use core::mem::ManuallyDrop;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use super::ffi;
 use super::mbuf::Mbufs;
 use super::platform::{InNetEpoch, KUio, KUser, KernelPlatform};
-use crate::abi::{dlt, Errno, PollEvents, XbpfD, FREAD, O_NONBLOCK};
+use crate::abi::{Errno, PollEvents, XbpfD, FREAD, O_NONBLOCK};
 use crate::engine::{Bpf, Descriptor, Knob};
 use crate::packet::Chain;
 use crate::platform::{Bintime, TapPacket};
+use crate::tap::Tap;
 
 type Device = Bpf<KernelPlatform>;
 type Desc = Descriptor<KernelPlatform>;
 
 static DEVICE: AtomicPtr<Device> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Set by a MOD_UNLOAD that found the module idle: no descriptor opens any
+/// more, so none can attach between that check and destroy_dev.
+static UNLOADING: AtomicBool = AtomicBool::new(false);
 
 /// The device, between load and unload.
 fn device() -> Option<&'static Device> {
@@ -69,11 +74,25 @@ pub extern "C" fn zbpf_rs_load() -> c_int {
 }
 
 #[no_mangle]
-pub extern "C" fn zbpf_rs_quiesce() -> c_int {
-    match device() {
-        Some(d) if d.open_count() != 0 => Errno::EBUSY.0,
-        _ => 0,
+pub extern "C" fn zbpf_rs_quiesce(unloading: c_int) -> c_int {
+    if unloading != 0 {
+        UNLOADING.store(true, Ordering::SeqCst);
     }
+    let open = device().map_or(0, |d| d.open_count());
+    // Hooks that had to stay: under another module's wrapper, or on an
+    // interface that calls if_input outside the epoch (KIface::set_tapped).
+    // SAFETY: plain call; no lock is held here.
+    let hooks = if open == 0 { unsafe { ffi::zbpf_kpi_hooks_settle() } } else { 0 };
+    if open == 0 && hooks == 0 {
+        return 0;
+    }
+    UNLOADING.store(false, Ordering::SeqCst);
+    if hooks != 0 {
+        log("unload refused: an interface still runs through zbpf's hook (another module \
+             wrapped it after zbpf, or its driver calls if_input outside the network epoch); \
+             unload the other module or destroy the interface first");
+    }
+    Errno::EBUSY.0
 }
 
 #[no_mangle]
@@ -106,10 +125,13 @@ pub extern "C" fn zbpf_rs_choose_replace(
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_open(fflags: c_int, cookie: *mut *mut c_void) -> c_int {
     let Some(dev) = device() else { return Errno::ENXIO.0 };
+    if UNLOADING.load(Ordering::SeqCst) {
+        return Errno::ENXIO.0;
+    }
     let pid = crate::platform::UserCtx::pid(&KUser);
     match dev.open(fflags & FREAD != 0, pid) {
         Ok(d) => {
-            d.notes().bind(Arc::as_ptr(&d).cast());
+            d.notes().bind(Arc::as_ptr(&d).cast(), d.state.raw());
             // SAFETY: C passes a valid out-pointer.
             unsafe { *cookie = Arc::into_raw(d).cast_mut().cast() };
             0
@@ -271,10 +293,15 @@ pub unsafe extern "C" fn zbpf_rs_kq_event(
 /// objects, buffers of the stated sizes).
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_timer(cookie: *mut c_void, token: u64) {
-    let Some(dev) = device() else { return };
     // SAFETY: the callout is drained before the descriptor goes away.
     let d = unsafe { desc(cookie) };
-    dev.timer_fired(d, token);
+    // SAFETY: the callout runs with the descriptor's mutex held
+    // (zbpf_kpi_notes_bind) and leaves releasing it to us.
+    let st = unsafe { d.state.adopt() };
+    match device() {
+        Some(dev) => dev.timer_fired_locked(d, st, token),
+        None => drop(st),
+    }
 }
 
 /// # Safety
@@ -282,40 +309,36 @@ pub unsafe extern "C" fn zbpf_rs_timer(cookie: *mut c_void, token: u64) {
 /// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
 /// objects, buffers of the stated sizes).
 #[no_mangle]
-pub unsafe extern "C" fn zbpf_rs_tap(
-    _cookie: *mut c_void,
-    ifp: *mut ffi::ifnet,
-    m: *mut ffi::mbuf,
-    inbound: c_int,
-) {
-    let Some(dev) = device() else { return };
-    // SAFETY: `m` is the packet the wrapper is about to pass on.
-    let marks = unsafe { ffi::zbpf_kpi_mbuf_marks(m) } as u32;
-    if inbound == 0 && marks & ffi::ZBPF_MARK_PROMISC != 0 && marks & ffi::ZBPF_MARK_RCVIF == 0 {
+pub unsafe extern "C" fn zbpf_rs_tap(tap: *mut c_void, pkt: *const ffi::zbpf_packet) -> c_int {
+    let Some(dev) = device() else { return 0 };
+    // SAFETY: the wrapper passes its packet's description for this call.
+    let pkt = unsafe { &*pkt };
+    let inbound = pkt.flags & ffi::ZBPF_PKT_INBOUND != 0;
+    if !inbound && pkt.flags & ffi::ZBPF_PKT_PROMISC != 0 && pkt.flags & ffi::ZBPF_PKT_RCVIF == 0 {
         // The original of a feedback write, hidden so that readers see the
         // frame once (as received): consume the mark, as bpf_mtap does.
-        // SAFETY: as above.
-        unsafe { ffi::zbpf_kpi_mbuf_clear_promisc(m) };
-        return;
+        return ffi::ZBPF_TAP_CLEAR_PROMISC as c_int;
     }
+    // SAFETY: the hook hands back the tap KIface::set_tapped gave it, which
+    // the registry keeps alive until the hook's removal has waited for
+    // every wrapper (zbpf_kpi_tap_remove).
+    let tap = unsafe { &*tap.cast_const().cast::<Tap<KernelPlatform>>() };
     // SAFETY: the C wrappers call us inside the network epoch.
     let section = unsafe { InNetEpoch::assume() };
-    let Some(tap) = dev.listening(&section, ifp as usize, dlt::DLT_EN10MB) else { return };
-    let mut bt = ffi::zbpf_bintime { sec: 0, frac: 0 };
-    // SAFETY: `m` is a valid packet for this call.
-    let hw_time = match unsafe { ffi::zbpf_kpi_mbuf_tstamp(m, &mut bt) } as u32 {
-        ffi::ZBPF_TSTAMP_UPTIME => Some(Bintime { sec: bt.sec, frac: bt.frac }),
-        ffi::ZBPF_TSTAMP_WALL => {
-            let wall = Bintime { sec: bt.sec, frac: bt.frac };
-            Some(wall - crate::platform::Platform::boottime(&dev.platform))
-        }
-        _ => None,
+    let time = |sec, frac| Bintime { sec, frac };
+    let hw_time = if pkt.flags & ffi::ZBPF_PKT_TSTAMP_UPTIME != 0 {
+        Some(time(pkt.tstamp.sec, pkt.tstamp.frac))
+    } else if pkt.flags & ffi::ZBPF_PKT_TSTAMP_WALL != 0 {
+        let wall = time(pkt.tstamp.sec, pkt.tstamp.frac);
+        Some(wall - crate::platform::Platform::boottime(&dev.platform))
+    } else {
+        None
     };
     // SAFETY: the chain is neither freed nor changed during the tap.
-    let mbufs = unsafe { Mbufs::new(m) };
-    let chain = Chain::new(&mbufs);
-    let pkt = TapPacket { bytes: &chain, inbound: inbound != 0, hw_time };
-    tap.deliver(dev, &section, &pkt);
+    let (mbufs, len) = unsafe { Mbufs::new(pkt) };
+    let chain = Chain::with_len(&mbufs, len);
+    tap.deliver(dev, &section, &TapPacket { bytes: &chain, inbound, hw_time });
+    0
 }
 
 /// # Safety
@@ -331,6 +354,8 @@ pub unsafe extern "C" fn zbpf_rs_ifnet_departure(ifp: *mut ffi::ifnet) {
         return;
     }
     dev.iface_departed(ifp as usize);
+    // SAFETY: as above; every tap on it is gone.
+    unsafe { ffi::zbpf_kpi_tap_forget(ifp) };
 }
 
 #[no_mangle]

@@ -1,37 +1,44 @@
-//! An mbuf chain as the engine's segment list, walked through the shims.
+//! A packet's mbuf chain as the engine's segment list: the first mbuf as
+//! the tap wrapper described it, the rest walked through the shims.
 //!
 //! A frame whose 802.1Q tag the hardware stripped (M_VLANTAG) is shown to
 //! the taps with the tag back in place after the two addresses, as
 //! FreeBSD's ETHER_BPF_MTAP does.
-
-use core::marker::PhantomData;
 
 use super::ffi;
 use crate::packet::Segments;
 
 /// An mbuf chain handed to a tap, valid for the duration of the call.
 pub struct Mbufs<'a> {
-    head: *const ffi::mbuf,
+    first: &'a [u8],
+    rest: *const ffi::mbuf,
     tag: Option<[u8; 4]>,
-    _chain: PhantomData<&'a ffi::mbuf>,
 }
 
 /// Where the reinserted tag goes: after the destination and source MACs.
 const TAG_OFFSET: usize = 12;
 
-impl Mbufs<'_> {
+impl<'a> Mbufs<'a> {
+    /// The chain of a packet description, and its length as the taps see
+    /// it (the reinserted tag included).
+    ///
     /// # Safety
-    /// `m` must be a valid mbuf chain that nobody frees or changes while the
+    /// `pkt` must describe a valid mbuf chain (its first mbuf's data valid
+    /// for `data_len` bytes) that nobody frees or changes while the
     /// returned value lives.
-    pub unsafe fn new(m: *const ffi::mbuf) -> Self {
-        let mut tci = 0u16;
-        // SAFETY: the caller vouches for `m`.
-        let tagged = unsafe { ffi::zbpf_kpi_mbuf_vlantag(m, &mut tci) } != 0;
-        let tag = tagged.then(|| {
-            let t = tci.to_be_bytes();
+    pub unsafe fn new(pkt: &'a ffi::zbpf_packet) -> (Self, usize) {
+        let first: &[u8] = if pkt.data.is_null() || pkt.data_len == 0 {
+            &[]
+        } else {
+            // SAFETY: the caller vouches for the first mbuf's data.
+            unsafe { core::slice::from_raw_parts(pkt.data, pkt.data_len as usize) }
+        };
+        let tag = (pkt.flags & ffi::ZBPF_PKT_VLANTAG != 0).then(|| {
+            let t = pkt.vlan_tag.to_be_bytes();
             [0x81, 0x00, t[0], t[1]]
         });
-        Mbufs { head: m, tag, _chain: PhantomData }
+        let len = pkt.len as usize + if tag.is_some() { 4 } else { 0 };
+        (Mbufs { first, rest: pkt.next, tag }, len)
     }
 }
 
@@ -89,6 +96,6 @@ impl<'c> Segments for Mbufs<'c> {
         Self: 'a;
 
     fn segments(&self) -> MbufIter<'_> {
-        MbufIter { m: self.head, pending: &[], tag: self.tag.as_ref(), pos: 0 }
+        MbufIter { m: self.rest, pending: self.first, tag: self.tag.as_ref(), pos: 0 }
     }
 }

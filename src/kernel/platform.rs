@@ -10,7 +10,7 @@ use super::ffi;
 use crate::abi::{dlt, Errno, Result, UserAddr, IFNAMSIZ};
 use crate::platform::{
     Bintime, Counter, DescLock, GlobalLock, HeldPages, NetIf, Notes, Outgoing, Platform, ReadSink,
-    Sleep, UserCtx, WriteSource,
+    Sleep, TapCookie, UserCtx, WriteSource,
 };
 
 /// A kernel errno into a `Result`.
@@ -113,6 +113,23 @@ impl<T: Send> DescLock<T> for KMutex<T> {
     fn wakeup(&self) {
         // SAFETY: wakeup(9) only compares the channel address.
         unsafe { ffi::zbpf_kpi_wakeup((self as *const Self).cast()) }
+    }
+}
+
+impl<T> KMutex<T> {
+    /// The mtx(9), for a callout that runs with it (callout_init_mtx).
+    pub fn raw(&self) -> *mut ffi::zbpf_mtx {
+        self.mtx.as_ptr()
+    }
+
+    /// The guard of a lock this thread already holds (a callout bound to
+    /// the mutex runs with it held); dropping it releases the mutex.
+    ///
+    /// # Safety
+    /// The calling thread must hold the mutex, and nothing else may
+    /// release it.
+    pub unsafe fn adopt(&self) -> KGuard<'_, T> {
+        KGuard { lock: self }
     }
 }
 
@@ -230,10 +247,13 @@ unsafe impl Send for KNotes {}
 unsafe impl Sync for KNotes {}
 
 impl KNotes {
-    /// Makes the timer and kqueue callbacks pass `cookie` (the descriptor).
-    pub fn bind(&self, cookie: *const c_void) {
-        // SAFETY: the notes live as long as `self`; the cookie is stored.
-        unsafe { ffi::zbpf_kpi_notes_bind(self.0.as_ptr(), cookie.cast_mut()) }
+    /// Makes the timer and kqueue callbacks pass `cookie` (the descriptor),
+    /// and the timer run with the descriptor's mutex `mtx`.
+    pub fn bind(&self, cookie: *const c_void, mtx: *mut ffi::zbpf_mtx) {
+        // SAFETY: the notes live as long as `self`; the cookie is stored;
+        // the mutex is the descriptor's, which outlives its notes' timer
+        // (drained at close).
+        unsafe { ffi::zbpf_kpi_notes_bind(self.0.as_ptr(), cookie.cast_mut(), mtx) }
     }
 
     /// selrecord(td).
@@ -301,15 +321,34 @@ unsafe impl Send for KIface {}
 // SAFETY: the shims only read the ifnet or call its thread-safe methods.
 unsafe impl Sync for KIface {}
 
-/// The data-link type bpf offers for an interface type, if zbpf can tap it
-/// (its taps wrap if_input/if_transmit, which carry Ethernet frames).
-fn dlt_of(if_type: i32) -> Option<(u32, u32)> {
+/// The data-link type bpf offers for an interface of type `if_type` whose
+/// driver is `dname`, if zbpf can tap it: its hooks wrap if_input and
+/// if_transmit, which carry Ethernet frames. lagg(4) and if_bridge(4)
+/// receive through their ports (ether_input hands the frames over), never
+/// through their own if_input, so zbpf would see only what they send:
+/// they are refused. A lagg port (also of type IFT_IEEE8023ADLAG, under
+/// its own driver's name) is tapped like any Ethernet.
+pub(crate) fn dlt_of(if_type: i32, dname: &[u8]) -> Option<(u32, u32)> {
     const IFT_ETHER: i32 = 0x06;
     const IFT_IEEE8023ADLAG: i32 = 0xa1;
     const IFT_L2VLAN: i32 = 0x87;
-    const IFT_BRIDGE: i32 = 0xd1;
-    matches!(if_type, IFT_ETHER | IFT_IEEE8023ADLAG | IFT_L2VLAN | IFT_BRIDGE)
-        .then_some((dlt::DLT_EN10MB, 14))
+    match if_type {
+        IFT_IEEE8023ADLAG if dname == b"lagg" => None,
+        IFT_ETHER | IFT_IEEE8023ADLAG | IFT_L2VLAN => Some((dlt::DLT_EN10MB, 14)),
+        _ => None,
+    }
+}
+
+/// A NUL-terminated C string's bytes (empty for NULL).
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string that outlives the result.
+unsafe fn c_bytes<'a>(p: *const core::ffi::c_char) -> &'a [u8] {
+    if p.is_null() {
+        return &[];
+    }
+    // SAFETY: see the function's contract.
+    unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes()
 }
 
 impl KIface {
@@ -318,15 +357,16 @@ impl KIface {
     fn from_ref(ifp: NonNull<ffi::ifnet>) -> Option<KIface> {
         // SAFETY: `ifp` is referenced, so its fields stay readable.
         let if_type = unsafe { ffi::zbpf_kpi_if_type(ifp.as_ptr()) };
-        let Some(dlt) = dlt_of(if_type) else {
+        // SAFETY: as above; if_dname is a static string of the driver.
+        let dname = unsafe { c_bytes(ffi::zbpf_kpi_if_dname(ifp.as_ptr())) };
+        let Some(dlt) = dlt_of(if_type, dname) else {
             // SAFETY: drops the reference we were given.
             unsafe { ffi::zbpf_kpi_if_rele(ifp.as_ptr()) };
             return None;
         };
         let mut name = [0u8; IFNAMSIZ];
         // SAFETY: if_xname is a NUL-terminated array of IFNAMSIZ bytes.
-        let cname = unsafe { core::ffi::CStr::from_ptr(ffi::zbpf_kpi_if_name(ifp.as_ptr())) };
-        let bytes = cname.to_bytes();
+        let bytes = unsafe { c_bytes(ffi::zbpf_kpi_if_name(ifp.as_ptr())) };
         let name_len = bytes.len().min(IFNAMSIZ - 1);
         name[..name_len].copy_from_slice(&bytes[..name_len]);
         Some(KIface { ifp, name, name_len, dlts: [dlt] })
@@ -410,18 +450,24 @@ impl NetIf for KIface {
         // SAFETY: as above.
         check(unsafe { ffi::zbpf_kpi_if_input(self.ifp.as_ptr(), frame.as_ptr(), frame.len()) })
     }
-    fn set_tapped(&self, tapped: bool) {
-        if tapped {
-            let ifp = self.ifp.as_ptr();
-            // SAFETY: the ifnet is referenced; the hook is removed before
-            // the reference is dropped (the tap holds this handle).
-            let err = unsafe { ffi::zbpf_kpi_tap_install(ifp, core::ptr::null_mut()) };
-            if err != 0 {
-                super::entry::log("no free tap slot; the interface is not tapped");
+    fn set_tapped(&self, tap: Option<TapCookie>) -> Result<()> {
+        let ifp = self.ifp.as_ptr();
+        match tap {
+            // SAFETY: the ifnet is referenced; the hook hands `tap` back
+            // only until the matching removal below, which returns once no
+            // wrapper can be using it (entry.rs: zbpf_rs_tap).
+            Some(tap) => check(unsafe { ffi::zbpf_kpi_tap_install(ifp, tap.0.as_ptr()) }),
+            None => {
+                // A driver that calls if_input outside the epoch may be
+                // about to enter the wrapper whatever we wait for: its hook
+                // stays (passing frames on) until the interface leaves.
+                // SAFETY: the ifnet is referenced.
+                let keep = unsafe { ffi::zbpf_kpi_if_needs_epoch(ifp) } != 0;
+                // SAFETY: as above. EBUSY says the hook stays under
+                // another module's wrapper: unload waits for it.
+                let _ = unsafe { ffi::zbpf_kpi_tap_remove(ifp, i32::from(keep)) };
+                Ok(())
             }
-        } else {
-            // SAFETY: as above.
-            unsafe { ffi::zbpf_kpi_tap_remove(self.ifp.as_ptr()) }
         }
     }
 }
@@ -481,7 +527,7 @@ impl UserCtx for KUser {
         // SAFETY: both arrays have room for `npages` entries; on error the
         // shim has released everything it held.
         check(unsafe {
-            ffi::zbpf_kpi_hold_pages(addr.0, n, 1, pages.as_mut_ptr(), kva.as_mut_ptr())
+            ffi::zbpf_kpi_hold_pages(addr.0, n, pages.as_mut_ptr(), kva.as_mut_ptr())
         })?;
         let kva: Vec<NonNull<u8>> =
             kva.into_iter().filter_map(|p| NonNull::new(p.cast())).collect();
@@ -645,5 +691,26 @@ impl Platform for KernelPlatform {
 
     fn iface_key(iface: &KIface) -> usize {
         iface.ifp.as_ptr() as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dlt_of;
+
+    #[test]
+    fn lagg_and_bridge_are_refused_their_ports_and_vlans_are_not() {
+        const IFT_ETHER: i32 = 0x06;
+        const IFT_IEEE8023ADLAG: i32 = 0xa1;
+        const IFT_L2VLAN: i32 = 0x87;
+        const IFT_BRIDGE: i32 = 0xd1;
+        const IFT_LOOP: i32 = 0x18;
+        let en10mb = Some((crate::abi::dlt::DLT_EN10MB, 14));
+        assert_eq!(dlt_of(IFT_IEEE8023ADLAG, b"lagg"), None, "lagg0");
+        assert_eq!(dlt_of(IFT_BRIDGE, b"bridge"), None, "bridge0");
+        assert_eq!(dlt_of(IFT_IEEE8023ADLAG, b"em"), en10mb, "a lagg port");
+        assert_eq!(dlt_of(IFT_ETHER, b"em"), en10mb);
+        assert_eq!(dlt_of(IFT_L2VLAN, b"vlan"), en10mb);
+        assert_eq!(dlt_of(IFT_LOOP, b"lo"), None);
     }
 }

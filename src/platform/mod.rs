@@ -198,9 +198,23 @@ pub trait NetIf: Send + Sync {
     /// Injects `frame` as if received (feedback). Allocation failure is
     /// reported, and the caller counts it as a write drop.
     fn input(&self, frame: &[u8]) -> Result<()>;
-    /// Called when the first listener arrives (`true`) and when the last one
-    /// leaves (`false`): the kernel installs or removes its taps here.
-    fn set_tapped(&self, tapped: bool);
+    /// Called when the first reader arrives, with the tap the platform hands
+    /// back with each of the interface's packets, and when the last one
+    /// leaves (`None`): the kernel installs or removes its hook here. An
+    /// error leaves the interface untapped.
+    fn set_tapped(&self, tap: Option<TapCookie>) -> Result<()>;
+}
+
+/// A tap's address, as a platform hands it back with each packet (the
+/// kernel's hooks keep it). Valid while the interface is tapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TapCookie(pub core::ptr::NonNull<core::ffi::c_void>);
+
+impl TapCookie {
+    /// The cookie of `tap`.
+    pub fn of<T>(tap: &alloc::sync::Arc<T>) -> Self {
+        TapCookie(core::ptr::NonNull::from(&**tap).cast())
+    }
 }
 
 /// A user buffer's pages, held (wired) and mapped for the kernel; released

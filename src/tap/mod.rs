@@ -24,7 +24,7 @@ use crate::engine::record::{hdrlen, PacketTime};
 use crate::engine::{Bpf, Descriptor};
 use crate::packet::PacketBytes;
 use crate::platform::epoch::EpochCell;
-use crate::platform::{DescLock, GlobalLock, NetIf, Platform, TapPacket};
+use crate::platform::{DescLock, GlobalLock, NetIf, Platform, TapCookie, TapPacket};
 
 type Listeners<P> = Vec<Arc<Descriptor<P>>>;
 
@@ -233,7 +233,7 @@ impl<P: Platform> Bpf<P> {
         iface: P::Iface,
         dlt: u32,
         link_hdrlen: u32,
-    ) {
+    ) -> Result<()> {
         self.detach_locked(reg, d);
         let index =
             match reg.entries.iter().position(|e| {
@@ -249,7 +249,7 @@ impl<P: Platform> Bpf<P> {
                     reg.entries.len() - 1
                 }
             };
-        let Some(entry) = reg.entries.get_mut(index) else { return };
+        let Some(entry) = reg.entries.get_mut(index) else { return Ok(()) };
         let writer_only = {
             let mut st = d.state.lock();
             st.tap = Some(entry.tap.clone());
@@ -263,37 +263,53 @@ impl<P: Platform> Bpf<P> {
         if writer_only {
             entry.writers.push(d.clone());
         } else {
-            let first = entry.readers.is_empty();
             entry.readers.push(d.clone());
-            let tap = entry.tap.clone();
-            reg.publish(&self.platform, &self.active, index);
-            if first {
-                tap.iface.set_tapped(true);
+            if let Err(e) = self.start_reading(reg, index) {
+                self.detach_locked(reg, d);
+                return Err(e);
             }
         }
         // bpf_attachd ends with bpf_wakeup ("trigger EVFILT_WRITE events"):
         // writers waiting for the attachment, pollers, SIGIO.
         d.wakeup_all();
+        Ok(())
+    }
+
+    /// A reader joined the tap at `index`: publishes it, and taps the
+    /// interface if it is the first. Undone by the caller on error.
+    fn start_reading(&self, reg: &mut Registry<P>, index: usize) -> Result<()> {
+        let Some(entry) = reg.entries.get(index) else { return Ok(()) };
+        let tap = entry.tap.clone();
+        if entry.readers.len() == 1 {
+            tap.iface.set_tapped(Some(TapCookie::of(&tap)))?;
+        }
+        reg.publish(&self.platform, &self.active, index);
+        Ok(())
     }
 
     /// Moves a writer-only descriptor to its tap's readers (bpf_upgraded).
-    pub(crate) fn upgrade(&self, reg: &mut Registry<P>, d: &Arc<Descriptor<P>>) {
+    /// If the interface cannot be tapped, the descriptor stays a writer.
+    pub(crate) fn upgrade(&self, reg: &mut Registry<P>, d: &Arc<Descriptor<P>>) -> Result<()> {
         let tap = {
             let mut st = d.state.lock();
             st.writer = 0;
             st.tap.clone()
         };
-        let Some(tap) = tap else { return };
-        let Some(index) = reg.position(&tap) else { return };
-        let Some(entry) = reg.entries.get_mut(index) else { return };
+        let Some(tap) = tap else { return Ok(()) };
+        let Some(index) = reg.position(&tap) else { return Ok(()) };
+        let Some(entry) = reg.entries.get_mut(index) else { return Ok(()) };
         if remove(&mut entry.writers, d) {
-            let first = entry.readers.is_empty();
             entry.readers.push(d.clone());
-            reg.publish(&self.platform, &self.active, index);
-            if first {
-                tap.iface.set_tapped(true);
+            if let Err(e) = self.start_reading(reg, index) {
+                if let Some(entry) = reg.entries.get_mut(index) {
+                    remove(&mut entry.readers, d);
+                    entry.writers.push(d.clone());
+                }
+                d.state.lock().writer = 2;
+                return Err(e);
             }
         }
+        Ok(())
     }
 
     /// Publishes `d`'s tap again if `d` reads there: its read filter changed.
@@ -312,6 +328,13 @@ impl<P: Platform> Bpf<P> {
     }
 
     pub(crate) fn detach_locked(&self, reg: &mut Registry<P>, d: &Arc<Descriptor<P>>) {
+        self.detach_from(reg, d, false);
+    }
+
+    /// Detaches `d`; with `departing`, its interface is in the middle of
+    /// leaving and is not asked to leave promiscuous mode, as bpf's
+    /// detach for a departing interface does not.
+    fn detach_from(&self, reg: &mut Registry<P>, d: &Arc<Descriptor<P>>, departing: bool) {
         let Some(tap) = d.state.lock().tap.clone() else { return };
         if let Some(index) = reg.position(&tap) {
             if let Some(entry) = reg.entries.get_mut(index) {
@@ -322,7 +345,9 @@ impl<P: Platform> Bpf<P> {
                 if was_reader {
                     reg.publish(&self.platform, &self.active, index);
                     if now_idle {
-                        tap.iface.set_tapped(false);
+                        // Nothing to undo if the hook must stay: the
+                        // platform keeps it as a pass-through.
+                        let _ = tap.iface.set_tapped(None);
                     }
                 }
                 if empty {
@@ -335,8 +360,8 @@ impl<P: Platform> Bpf<P> {
             st.tap = None;
             core::mem::replace(&mut st.promisc, false)
         };
-        if promisc {
-            // Errors are ignored, as FreeBSD does: the interface may be gone.
+        if promisc && !departing {
+            // Errors are ignored, as FreeBSD does.
             let _ = tap.iface.set_promisc(false);
         }
     }
@@ -354,7 +379,7 @@ impl<P: Platform> Bpf<P> {
             }
         }
         for d in gone.iter() {
-            self.detach_locked(&mut reg, d);
+            self.detach_from(&mut reg, d, true);
             d.wakeup_all();
         }
     }
@@ -378,7 +403,7 @@ impl<P: Platform> Bpf<P> {
             .as_ref()
             .is_some_and(|t| t.dlt == dlt && P::iface_key(&t.iface) == P::iface_key(&iface));
         if !same {
-            self.attach(&mut reg, d, iface, dlt, link_hdrlen);
+            self.attach(&mut reg, d, iface, dlt, link_hdrlen)?;
         }
         drop(reg);
         let st = d.state.lock();
@@ -396,7 +421,7 @@ impl<P: Platform> Bpf<P> {
         let &(_, link_hdrlen) =
             tap.iface.dlts().iter().find(|(t, _)| *t == dlt).ok_or(Errno::EINVAL)?;
         let promisc = d.state.lock().promisc;
-        self.attach(&mut reg, d, tap.iface.clone(), dlt, link_hdrlen);
+        self.attach(&mut reg, d, tap.iface.clone(), dlt, link_hdrlen)?;
         drop(reg);
         drop(d.reset_locked(d.state.lock()));
         if promisc && tap.iface.set_promisc(true).is_ok() {

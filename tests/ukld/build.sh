@@ -13,7 +13,9 @@
 #               same sources as on FreeBSD and in the simulator, built with
 #               -DZK_SIM against tests/sim/zsim.h) linked with the harness,
 #               which answers the zsim_* calls with the loaded module;
-#   ukld_selftest  the loader's refusals.
+#   ukld_selftest  the loader's refusals;
+#   ukld_bench  the real module's cost per packet delivered (make bench,
+#               tests/ukld/bench.sh).
 #
 # The harness is a non-PIE executable: the module is built for the kernel
 # code model, so its 32-bit relocations need the KPI it imports in the low
@@ -95,15 +97,20 @@ for src in "${host_src[@]}" "$out/symtab.c"; do
     "$CLANG" "${hflags[@]}" -c "$src" -o "$obj" & pids+=($!)
     hobjs+=("$obj")
 done
-for src in "${kit_src[@]}" tests/ukld/ukld_kit.c tests/ukld/ukld_selftest.c; do
+for src in "${kit_src[@]}" tests/ukld/ukld_kit.c tests/ukld/ukld_taps.c tests/ukld/ukld_hooks.c \
+    tests/ukld/ukld_selftest.c \
+    tests/ukld/ukld_bench.c; do
     obj="$out/host/$(basename "$src" .c).o"
     "$CLANG" "${hflags[@]}" -DZK_SIM -c "$src" -o "$obj" & pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
 kobjs=()
 for src in "${kit_src[@]}"; do kobjs+=("$out/host/$(basename "$src" .c).o"); done
-"$CLANG" -no-pie -o "$out/ukld_kit" "$out/host/ukld_kit.o" "${kobjs[@]}" "${hobjs[@]}" \
+"$CLANG" -no-pie -o "$out/ukld_kit" "$out/host/ukld_kit.o" "$out/host/ukld_taps.o" \
+    "$out/host/ukld_hooks.o" "${kobjs[@]}" "${hobjs[@]}" \
     "$out/kpi.o" -lpcap -lpthread
 "$CLANG" -no-pie -o "$out/ukld_selftest" "$out/host/ukld_selftest.o" "${hobjs[@]}" \
     "$out/kpi.o" -lpthread
+"$CLANG" -no-pie -o "$out/ukld_bench" "$out/host/ukld_bench.o" "$out/host/zk_common.o" \
+    "$out/host/zk_zbuf.o" "${hobjs[@]}" "$out/kpi.o" -lpthread
 echo "ukld: built $out/ukld_kit and $out/ukld_selftest (emulating __FreeBSD_version $osrel)"

@@ -11,8 +11,8 @@
 #    refused with kldload's message;
 # 3. the kit's checks against the module in replace mode (/dev/bpf), then
 #    in side-by-side mode (/dev/zbpf beside a built-in bpf: the naming
-#    and a zero-copy capture), each ending with the unload and its leak
-#    and lock summary.
+#    and a zero-copy capture, the stats write size, the device made
+#    once), each ending with the unload and its leak and lock summary.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -30,5 +30,6 @@ echo "ukld: the kit against $ko, replace mode"
 target/ukld/ukld_kit --ko "$ko" || status=1
 echo "ukld: the kit against $ko, side-by-side mode"
 target/ukld/ukld_kit --ko "$ko" --side-by-side device zerocopy-sysctl capture-zbuf \
+    stats-write-size load-dev-once \
     kld-busy kld-unload || status=1
 exit "$status"

@@ -181,6 +181,9 @@ int ukk_unload(void **uninit_start, void **uninit_stop);
 /* kpi_dev.c: devfs, sysctl, tunables. */
 /* Whether /dev/NAME exists. */
 int ukk_dev_exists(const char *name);
+/* Devices make_dev_s created under /dev/NAME since boot (NULL: under any
+ * name). */
+int ukk_dev_created(const char *name);
 /* sysctl by full name ("net.zbpf.bufsize"), as sysctlbyname(3) from the
  * process: old/new are user addresses (0: none). */
 int ukk_sysctl(const char *name, uk_u64 old, uk_size_t *oldlen, uk_u64 newp,
@@ -217,6 +220,9 @@ int ukk_sys_open_count(void);
 /* kpi_net.c: emulated interfaces. */
 /* An Ethernet interface named `name` (EEXIST if it exists). */
 int ukk_if_create(const char *name);
+/* The same with the driver's name (if_dname), an IFT_* type and if_flags
+ * added to the usual ones (IFF_NEEDSEPOCH, for one). */
+int ukk_if_create_ex(const char *name, const char *dname, int type, int flags);
 /* Joins two interfaces back to back, as epair(4). */
 int ukk_if_pair(const char *a, const char *b);
 /* The interface departs (ifnet_departure_event, then if_detach). */
@@ -226,6 +232,13 @@ int ukk_if_destroy(const char *name);
  * mbuf). ENXIO if no such interface. */
 int ukk_if_inject(const char *name, const void *frame, uk_size_t len, int inbound,
     unsigned shape);
+/* Benchmark: n copies of the frame arrive on the interface, each a fresh
+ * one-mbuf packet handed to its current (possibly wrapped) if_input, all
+ * in one network epoch section; the driver frees each. ENXIO if no such
+ * interface, ENOBUFS if an mbuf could not be had. Called on the caller's
+ * emulated CPU (uh_cpu_enter). */
+int ukk_if_input_burst(const char *name, const void *frame, uk_size_t len,
+    long n);
 /* Frames the interface has transmitted (if_transmit reached the driver). */
 int ukk_if_sent(const char *name);
 /* End of run: every interface's if_input/if_transmit are the driver's own
@@ -234,5 +247,63 @@ int ukk_if_sent(const char *name);
 int ukk_if_check_restored(void);
 /* mbufs currently allocated (0 when every frame was freed). */
 long ukk_mbufs_outstanding(void);
+
+/* How a driver hands up a frame (ukk_if_inject_ex, ukk_if_input_list). */
+#define UKK_TS_NONE	0
+#define UKK_TS_WALL	1	/* M_TSTMP: rcv_tstmp = ts_ns (wall clock) */
+#define UKK_TS_UPTIME	2	/* an MTAG_BPF_TIMESTAMP tag: {bt_sec, bt_frac} */
+struct ukk_frame_opts {
+	/* M_VLANTAG: the frame's bytes carry an 802.1Q header after the
+	 * MACs, which the "hardware" strips into m_pkthdr.ether_vtag. */
+	int vlan;
+	int tstamp;			/* UKK_TS_* */
+	uk_u64 ts_ns;
+	uk_i64 bt_sec;
+	uk_u64 bt_frac;
+	/* The chain: lengths of the leading mbufs (0: an empty one), the
+	 * rest in one last mbuf, each with `lead` bytes of leading space;
+	 * cuts NULL: ukk_if_inject's chain of shape `shape`. */
+	const int *cuts;
+	int ncuts;
+	int lead;
+	unsigned shape;
+};
+int ukk_if_inject_ex(const char *name, const void *frame, uk_size_t len,
+    int inbound, const struct ukk_frame_opts *opts);
+/* A driver's batch: n packets linked by m_nextpkt, one if_input call. */
+int ukk_if_input_list(const char *name, const void *const *frames,
+    const uk_size_t *lens, int n, const struct ukk_frame_opts *opts);
+/* The last frame the driver transmitted: its bytes (up to cap), M_BCAST
+ * and M_MCAST as UKK_SENT_*, the 802.1Q priority a vlan_set_pcp tag asked
+ * for (-1: none). Returns the frame's length, -1 if nothing was sent. */
+#define UKK_SENT_BCAST	1
+#define UKK_SENT_MCAST	2
+long ukk_if_last_sent(const char *name, void *buf, uk_size_t cap, int *flags,
+    int *pcp);
+/* Frames the stack above the driver received (its if_input ran). */
+int ukk_if_received(const char *name);
+/* Whether if_input and if_transmit are no longer the driver's own. */
+int ukk_if_wrapped(const char *name);
+/* Another module (netmap's generic mode, say) stacks on the interface:
+ * on=1 saves its current if_input/if_transmit and installs wrappers that
+ * count each frame and call the saved ones (EBUSY if already on); on=0
+ * puts the saved ones back, whoever is on top (EINVAL if not on). */
+int ukk_if_stack(const char *name, int on);
+/* Frames the stacked wrappers passed on (-1: no such interface). */
+int ukk_if_stacked_frames(const char *name);
+/* Whose if_input/if_transmit the interface has now: the attached one of
+ * that name, else the last departed one (-1: none ever). */
+#define UKK_TOP_DRIVER	0	/* the driver's own */
+#define UKK_TOP_FOREIGN	1	/* ukk_if_stack's wrappers */
+#define UKK_TOP_MODULE	2	/* neither: the module's */
+#define UKK_TOP_MIXED	3	/* if_input and if_transmit differ */
+int ukk_if_top(const char *name);
+/* The promiscuous reference count, if_pcount (-1: no such interface). */
+int ukk_if_pcount(const char *name);
+/* The interface's Ethernet address (ENXIO if no such interface). */
+int ukk_if_lladdr(const char *name, uk_u8 *mac);
+/* if_rename: IFF_RENAMING, ifnet_departure_event, the new name,
+ * ifnet_arrival_event, IFF_RENAMING cleared. */
+int ukk_if_rename(const char *name, const char *newname);
 
 #endif /* UKLD_H */

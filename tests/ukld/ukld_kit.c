@@ -9,7 +9,11 @@
  *   --side-by-side   a built-in bpf holds /dev/bpf and net.bpf first, so
  *                    the module must choose /dev/zbpf and net.zbpf
  *
- * After the kit's checks, two of the harness's own: kldunload refused with
+ * After the kit's checks, the harness's own: the taps-* checks of
+ * ukld_taps.c (drivers' mbufs, the wire, notes, taps, statistics), the
+ * hooks-* and load checks of ukld_hooks.c (zbpf's hooks under another
+ * module's wrappers, kept hooks, departures, refused interfaces, the stats
+ * write size, the device made once), then kldunload refused with
  * EBUSY while a descriptor is open, then the unload and what it must leave
  * behind (no memory in the module's malloc type, every interface's
  * if_input/if_transmit the driver's own, no lock held, no callout pending,
@@ -21,8 +25,44 @@
 
 #include "loader.h"
 
+/* ukld_taps.c: drivers' mbufs, the wire, notes, taps, statistics. */
+int ukld_check_taps_chains(void);
+int ukld_check_taps_tstamp(void);
+int ukld_check_taps_writes(void);
+int ukld_check_taps_notes(void);
+int ukld_check_taps_install(void);
+int ukld_check_taps_stats(void);
+int ukld_check_taps_zbuf_pages(void);
+
+/* ukld_hooks.c: zbpf's hooks under other wrappers, the load path. */
+int ukld_check_hooks_stacked(void);
+int ukld_check_hooks_needsepoch(void);
+int ukld_check_hooks_promisc_departure(void);
+int ukld_check_hooks_many(void);
+int ukld_check_hooks_lagg_bridge(void);
+int ukld_check_stats_write_size(void);
+int ukld_check_load_dev_once(void);
+int ukld_kit_kldunload(void);
+extern int ukld_kit_side_by_side;
+
 static struct ukld_module *mod;
 static const char *ko_path = "target/ko/zbpf.ko";
+int ukld_kit_side_by_side;
+
+/* kldunload for a check that wants it refused; a module that goes anyway
+ * is gone for the rest of the run. */
+int
+ukld_kit_kldunload(void)
+{
+	int err;
+
+	if (mod == NULL)
+		return (ENOENT);
+	err = ukld_kldunload(mod);
+	if (err == 0)
+		mod = NULL;
+	return (err);
+}
 
 static int capture_buffer(void) { return (zk_check_capture(0)); }
 static int capture_zbuf(void) { return (zk_check_capture(1)); }
@@ -58,6 +98,8 @@ kld_unload(void)
 	long bytes, count, mbufs;
 	int err, open_fds, bad_ifs, callouts, pages, leaks, rc = 0;
 
+	if (mod == NULL)
+		return (zk_fail("the module was unloaded by an earlier check"));
 	open_fds = ukk_sys_open_count();
 	if (open_fds != 0)
 		rc = zk_fail("%d descriptors still open before the unload", open_fds);
@@ -110,6 +152,20 @@ static const struct zk_check checks[] = {
 	{ "hostile", zk_check_hostile },
 	{ "bad-input", zk_check_bad_input },
 	{ "depart", zk_check_depart },
+	{ "taps-chains", ukld_check_taps_chains },
+	{ "taps-tstamp", ukld_check_taps_tstamp },
+	{ "taps-writes", ukld_check_taps_writes },
+	{ "taps-notes", ukld_check_taps_notes },
+	{ "taps-install", ukld_check_taps_install },
+	{ "taps-stats", ukld_check_taps_stats },
+	{ "taps-zbuf-pages", ukld_check_taps_zbuf_pages },
+	{ "hooks-stacked", ukld_check_hooks_stacked },
+	{ "hooks-needsepoch", ukld_check_hooks_needsepoch },
+	{ "hooks-promisc-departure", ukld_check_hooks_promisc_departure },
+	{ "hooks-many", ukld_check_hooks_many },
+	{ "hooks-lagg-bridge", ukld_check_hooks_lagg_bridge },
+	{ "stats-write-size", ukld_check_stats_write_size },
+	{ "load-dev-once", ukld_check_load_dev_once },
 	{ "kld-busy", kld_busy },
 	{ "kld-unload", kld_unload },
 };
@@ -136,6 +192,7 @@ main(int argc, char **argv)
 
 	uh_boot();
 	uh_cpu_enter();
+	ukld_kit_side_by_side = side;
 	if (side)
 		ukk_fake_builtin_bpf();
 	err = ukld_kldload(ko_path, &mod, msg, sizeof(msg));

@@ -55,6 +55,32 @@ struct dev_priv {
 /* Named devices, on si_list. */
 static LIST_HEAD(, cdev) dev_named = LIST_HEAD_INITIALIZER(dev_named);
 
+/* make_dev_s's creations by name (ukk_dev_created), under the lock. */
+#define	DEV_CREATED_NAMES	16
+static struct {
+	char name[SPECNAMELEN + 1];
+	int count;
+} dev_created[DEV_CREATED_NAMES];
+static int dev_created_total;
+
+static void
+dev_created_add_locked(const char *name)
+{
+	int i, k;
+
+	dev_created_total++;
+	for (i = 0; i < DEV_CREATED_NAMES; i++) {
+		/* A free slot (never used: all zeros) takes the name. */
+		for (k = 0; dev_created[i].count == 0 && k < SPECNAMELEN &&
+		    name[k] != '\0'; k++)
+			dev_created[i].name[k] = name[k];
+		if (strcmp(dev_created[i].name, name) == 0) {
+			dev_created[i].count++;
+			return;
+		}
+	}
+}
+
 static struct cdev *
 dev_find_locked(const char *name)
 {
@@ -178,6 +204,7 @@ make_dev_s(struct make_dev_args *args, struct cdev **cdev, const char *fmt,
 	dev->si_drv1 = a.mda_si_drv1;
 	dev->si_drv2 = a.mda_si_drv2;
 	LIST_INSERT_HEAD(&dev_named, dev, si_list);
+	dev_created_add_locked(dev->si_name);
 	uh_sched_unlock();
 	*cdev = dev;
 	return (0);
@@ -334,6 +361,22 @@ ukk_dev_exists(const char *name)
 	found = dev_find_locked(name) != NULL;
 	uh_sched_unlock();
 	return (found);
+}
+
+int
+ukk_dev_created(const char *name)
+{
+	int i, count = 0;
+
+	uh_sched_lock();
+	for (i = 0; name != NULL && i < DEV_CREATED_NAMES; i++)
+		if (dev_created[i].count != 0 &&
+		    strcmp(dev_created[i].name, name) == 0)
+			count = dev_created[i].count;
+	if (name == NULL)
+		count = dev_created_total;
+	uh_sched_unlock();
+	return (count);
 }
 
 int

@@ -338,3 +338,39 @@ ukk_mbuf_chain(const void *frame, int len, unsigned shape, struct ifnet *rcvif)
 	top->m_pkthdr.rcvif = rcvif;
 	return (top);
 }
+
+/*
+ * The frame as a chain whose leading mbufs hold cuts[0..ncuts-1] bytes (0:
+ * an empty mbuf) and a last one the rest, each with `lead` bytes of
+ * leading space; the first has the packet header. NULL if a cut does not
+ * fit in a cluster.
+ */
+struct mbuf *
+ukk_mbuf_cuts(const void *frame, int len, const int *cuts, int ncuts, int lead,
+    struct ifnet *rcvif)
+{
+	const char *p = frame;
+	struct mbuf *top = NULL, *m, **tail = &top;
+	int i, n = 0, want;
+
+	if (len < 0 || lead < 0)
+		return (NULL);
+	for (i = 0; i <= ncuts; i++) {
+		want = (i < ncuts) ? MIN(cuts[i], len - n) : len - n;
+		if (want < 0 || lead + want > MCLBYTES) {
+			m_freem(top);
+			return (NULL);
+		}
+		m = ukk_mbuf_alloc(M_NOWAIT, MT_DATA, top == NULL ? M_PKTHDR : 0,
+		    lead + want > ((top == NULL) ? MHLEN : MLEN) ? MCLBYTES : 0);
+		m->m_data += lead;
+		m->m_len = want;
+		memcpy(mtod(m, void *), p + n, want);
+		n += want;
+		*tail = m;
+		tail = &m->m_next;
+	}
+	top->m_pkthdr.len = len;
+	top->m_pkthdr.rcvif = rcvif;
+	return (top);
+}

@@ -12,7 +12,7 @@
  * handed to the peer's current if_input).
  *
  * An interface leaves as if_detach has it leave: unlinked (ifunit_ref no
- * longer finds it), the network epoch waited for, ifnet_departure_event,
+ * longer finds it) and IFF_DYING, the network epoch waited for, ifnet_departure_event,
  * then its ioctl and output are dead, as if_dead makes them, and the
  * creation reference goes. Its memory is kept after the last reference
  * went, so that the end-of-run check can still tell whether the module
@@ -40,9 +40,14 @@
 #include <net/ethernet.h>
 #include <net/route.h>
 #include <net/vnet.h>
+#include <net/bpf.h>
+#include <net/if_vlan_var.h>
 
 #include "ukld.h"
 #include "kpi_net.h"
+
+/* Bytes of the last transmitted frame kept for ukk_if_last_sent. */
+#define	UKK_LASTMAX	2048
 
 struct ukk_if {
 	struct ifnet ifp;		/* first: if_t is a struct ukk_if * */
@@ -52,7 +57,17 @@ struct ukk_if {
 	TAILQ_ENTRY(ukk_if) link;	/* every interface ever created */
 	volatile u_int sent;		/* frames transmitted */
 	volatile u_int received;	/* frames input */
+	/* The last frame transmitted (ukk_if_last_sent), under ukk_net_mtx. */
+	u_char last[UKK_LASTMAX];
+	long last_len;
+	int last_flags, last_pcp;
 	int attached;
+	char dname[IFNAMSIZ];		/* the driver's name, if_dname */
+	/* ukk_if_stack: another module's wrappers on top, and what they
+	 * call; frames they passed on. */
+	if_input_fn_t stk_input;
+	if_transmit_fn_t stk_transmit;
+	volatile u_int stk_frames;
 	/* When the last reference went: the functions left in place. */
 	int released;
 	if_input_fn_t rel_input;
@@ -61,10 +76,11 @@ struct ukk_if {
 
 #define	UKK_IF(ifp)	((struct ukk_if *)(ifp))
 
+
 /* Larger than any frame of any link. */
 #define	UKK_MAXFRAME	65535
 
-static struct mtx ukk_net_mtx;		/* the interface list, peers */
+static struct mtx ukk_net_mtx;		/* the interface list, peers, last */
 static TAILQ_HEAD(, ukk_if) ukk_ifs = TAILQ_HEAD_INITIALIZER(ukk_ifs);
 static u_int ukk_if_units;		/* interfaces created: the MACs */
 
@@ -159,6 +175,30 @@ ukk_drv_input(struct ifnet *ifp, struct mbuf *m)
 	}
 }
 
+/* Keeps what the wire would show of a transmitted frame. */
+static void
+ukk_drv_record(struct ukk_if *ui, struct mbuf *m)
+{
+	struct m_tag *t;
+	struct mbuf *n;
+	long off = 0;
+	int len;
+
+	mtx_lock(&ukk_net_mtx);
+	for (n = m; n != NULL; n = n->m_next) {
+		len = (int)MIN((long)n->m_len, UKK_LASTMAX - off);
+		if (len > 0)
+			memcpy(ui->last + off, mtod(n, u_char *), len);
+		off += len;
+	}
+	ui->last_len = m->m_pkthdr.len;
+	ui->last_flags = ((m->m_flags & M_BCAST) ? UKK_SENT_BCAST : 0) |
+	    ((m->m_flags & M_MCAST) ? UKK_SENT_MCAST : 0);
+	t = m_tag_locate(m, MTAG_8021Q, MTAG_8021Q_PCP_OUT, NULL);
+	ui->last_pcp = (t != NULL) ? *(uint8_t *)(t + 1) : -1;
+	mtx_unlock(&ukk_net_mtx);
+}
+
 /* epair_transmit: the same mbuf arrives on the peer, as received there. */
 static int
 ukk_drv_transmit(struct ifnet *ifp, struct mbuf *m)
@@ -176,6 +216,7 @@ ukk_drv_transmit(struct ifnet *ifp, struct mbuf *m)
 		m_freem(m);
 		return (0);
 	}
+	ukk_drv_record(ui, m);
 	/* A peer leaves after an epoch wait: it stays valid in here. */
 	NET_EPOCH_ENTER(et);
 	peer = atomic_load_ptr(&ui->peer);
@@ -262,6 +303,18 @@ int
 if_gettype(const if_t ifp)
 {
 	return (ifp->if_type);
+}
+
+int
+if_getindex(const if_t ifp)
+{
+	return (ifp->if_index);
+}
+
+const char *
+if_getdname(const if_t ifp)
+{
+	return (ifp->if_dname);
 }
 
 int
@@ -420,6 +473,10 @@ ifpromisc(if_t ifp, int pswitch)
 {
 	int error, oldflags;
 
+	/* if_detach has unlinked it: its driver may be half torn down. */
+	if (ifp->if_flags & IFF_DYING)
+		uh_violation("%s: ifpromisc on a departing interface",
+		    ifp->if_xname);
 	/* A driver's SIOCSIFFLAGS may sleep. */
 	ukk_may_sleep("ifpromisc", NULL);
 	oldflags = ifp->if_flags;
@@ -565,31 +622,79 @@ eventhandler_prune_list(struct eventhandler_list *list)
 }
 
 /* ---------------------------------------------------------------------- */
+/* Another module's wrappers (ukk_if_stack)                               */
+
+/* As netmap's generic mode: count, then call what was there before. */
+static void
+ukk_foreign_input(struct ifnet *ifp, struct mbuf *m)
+{
+	struct ukk_if *ui = UKK_IF(ifp);
+	struct mbuf *n;
+
+	for (n = m; n != NULL; n = n->m_nextpkt)
+		atomic_add_int(&ui->stk_frames, 1);
+	ui->stk_input(ifp, m);
+}
+
+static int
+ukk_foreign_transmit(struct ifnet *ifp, struct mbuf *m)
+{
+	struct ukk_if *ui = UKK_IF(ifp);
+
+	atomic_add_int(&ui->stk_frames, 1);
+	return (ui->stk_transmit(ifp, m));
+}
+
+/* ---------------------------------------------------------------------- */
 /* The harness's side                                                     */
+
+static u_short
+ukk_if_free_index_locked(void)
+{
+	struct ukk_if *ui;
+	u_short idx;
+
+	for (idx = 1;; idx++) {
+		TAILQ_FOREACH(ui, &ukk_ifs, link)
+			if (ui->attached && ui->ifp.if_index == idx)
+				break;
+		if (ui == NULL)
+			return (idx);
+	}
+}
 
 int
 ukk_if_create(const char *name)
 {
+	return (ukk_if_create_ex(name, "ukldeth", IFT_ETHER, 0));
+}
+
+int
+ukk_if_create_ex(const char *name, const char *dname, int type, int flags)
+{
 	struct ukk_if *ui;
 	struct ifnet *ifp;
-	size_t nlen;
+	size_t nlen, dlen;
 	u_int unit;
 
 	ukk_net_init();
 	nlen = ukk_strlen(name);
-	if (nlen == 0 || nlen >= IFNAMSIZ)
+	dlen = ukk_strlen(dname);
+	if (nlen == 0 || nlen >= IFNAMSIZ || dlen == 0 || dlen >= IFNAMSIZ)
 		return (EINVAL);
 	ui = uh_alloc(sizeof(*ui), 0);
 	ifp = &ui->ifp;
 	memcpy(ifp->if_xname, name, nlen + 1);
-	ifp->if_dname = "ukldeth";
+	memcpy(ui->dname, dname, dlen + 1);
+	ifp->if_dname = ui->dname;
 	ifp->if_softc = ui;
-	ifp->if_type = IFT_ETHER;
+	ifp->if_type = type;
 	ifp->if_addrlen = ETHER_ADDR_LEN;
 	ifp->if_hdrlen = ETHER_HDR_LEN;
 	ifp->if_mtu = ETHERMTU;
 	ifp->if_link_state = LINK_STATE_UP;
-	ifp->if_flags = IFF_UP | IFF_BROADCAST | IFF_SIMPLEX | IFF_MULTICAST;
+	ifp->if_flags = IFF_UP | IFF_BROADCAST | IFF_SIMPLEX | IFF_MULTICAST |
+	    flags;
 	ifp->if_drv_flags = IFF_DRV_RUNNING;
 	ifp->if_refcount = 1;
 	ifp->if_vnet = ifp->if_home_vnet = vnet0;
@@ -609,12 +714,13 @@ ukk_if_create(const char *name)
 		return (EEXIST);
 	}
 	unit = ++ukk_if_units;
-	ifp->if_index = unit;
+	/* As ifindex_alloc: the lowest index no attached interface holds. */
+	ifp->if_index = ukk_if_free_index_locked();
 	/* The name and a locally administered MAC, 02:7a:6b:00:00:NN. */
 	ui->sdl.sdl_len = sizeof(ui->sdl);
 	ui->sdl.sdl_family = AF_LINK;
-	ui->sdl.sdl_index = unit;
-	ui->sdl.sdl_type = IFT_ETHER;
+	ui->sdl.sdl_index = ifp->if_index;
+	ui->sdl.sdl_type = type;
 	ui->sdl.sdl_nlen = nlen;
 	ui->sdl.sdl_alen = ETHER_ADDR_LEN;
 	memcpy(ui->sdl.sdl_data, name, nlen);
@@ -670,7 +776,9 @@ ukk_if_destroy(const char *name)
 		return (ENXIO);
 	}
 	ifp = &ui->ifp;
+	/* if_unlink_ifnet: unlinked and dying before anyone is told. */
 	ui->attached = 0;
+	ifp->if_flags |= IFF_DYING;
 	if (ui->peer != NULL) {
 		atomic_store_ptr(&ui->peer->peer, NULL);
 		atomic_store_ptr(&ui->peer, NULL);
@@ -686,7 +794,6 @@ ukk_if_destroy(const char *name)
 	ifp->if_output = ukk_dead_output;
 	CURVNET_RESTORE();
 	/* if_free */
-	ifp->if_flags |= IFF_DYING;
 	if_rele(ifp);
 	return (0);
 }
@@ -718,6 +825,313 @@ ukk_if_inject(const char *name, const void *frame, uk_size_t len, int inbound,
 	else
 		(void)ifp->if_transmit(ifp, m);
 	NET_EPOCH_EXIT(et);
+	CURVNET_RESTORE();
+	if_rele(ifp);
+	return (0);
+}
+
+/*
+ * A driver's packet: the chain the options ask for, the 802.1Q header
+ * moved into the packet header (M_VLANTAG) and a timestamp.
+ */
+static int
+ukk_frame_mbuf(const void *frame, uk_size_t len, const struct ukk_frame_opts *o,
+    struct ifnet *rcvif, struct mbuf **mp)
+{
+	const u_char *f = frame;
+	u_char *stripped = NULL;
+	struct bintime *bt;
+	struct m_tag *t;
+	struct mbuf *m;
+	uint16_t tci = 0;
+
+	if (len > UKK_MAXFRAME)
+		return (EMSGSIZE);
+	if (o->vlan) {
+		if (len < ETHER_HDR_LEN + ETHER_VLAN_ENCAP_LEN ||
+		    f[12] != 0x81 || f[13] != 0x00)
+			return (EINVAL);
+		tci = (uint16_t)(f[14] << 8 | f[15]);
+		stripped = uh_alloc(len - ETHER_VLAN_ENCAP_LEN, 0);
+		memcpy(stripped, f, 2 * ETHER_ADDR_LEN);
+		memcpy(stripped + 2 * ETHER_ADDR_LEN, f + 16, len - 16);
+		f = stripped;
+		len -= ETHER_VLAN_ENCAP_LEN;
+	}
+	m = (o->cuts != NULL) ?
+	    ukk_mbuf_cuts(f, (int)len, o->cuts, o->ncuts, o->lead, rcvif) :
+	    ukk_mbuf_chain(f, (int)len, o->shape, rcvif);
+	if (stripped != NULL)
+		uh_free(stripped);
+	if (m == NULL)
+		return (ENOBUFS);
+	if (o->vlan) {
+		m->m_flags |= M_VLANTAG;
+		m->m_pkthdr.ether_vtag = tci;
+	}
+	if (o->tstamp == UKK_TS_WALL) {
+		m->m_flags |= M_TSTMP;
+		m->m_pkthdr.rcv_tstmp = o->ts_ns;
+	} else if (o->tstamp == UKK_TS_UPTIME) {
+		t = m_tag_alloc(MTAG_BPF, MTAG_BPF_TIMESTAMP, sizeof(*bt),
+		    M_NOWAIT);
+		if (t == NULL) {
+			m_freem(m);
+			return (ENOBUFS);
+		}
+		bt = (struct bintime *)(t + 1);
+		bt->sec = o->bt_sec;
+		bt->frac = o->bt_frac;
+		m_tag_prepend(m, t);
+	}
+	*mp = m;
+	return (0);
+}
+
+int
+ukk_if_inject_ex(const char *name, const void *frame, uk_size_t len,
+    int inbound, const struct ukk_frame_opts *opts)
+{
+	struct epoch_tracker et;
+	struct ifnet *ifp;
+	struct mbuf *m;
+	int error;
+
+	ifp = ifunit_ref(name);
+	if (ifp == NULL)
+		return (ENXIO);
+	error = ukk_frame_mbuf(frame, len, opts, inbound ? ifp : NULL, &m);
+	if (error != 0) {
+		if_rele(ifp);
+		return (error);
+	}
+	CURVNET_SET(ifp->if_vnet);
+	NET_EPOCH_ENTER(et);
+	if (inbound)
+		ifp->if_input(ifp, m);
+	else
+		(void)ifp->if_transmit(ifp, m);
+	NET_EPOCH_EXIT(et);
+	CURVNET_RESTORE();
+	if_rele(ifp);
+	return (0);
+}
+
+int
+ukk_if_input_list(const char *name, const void *const *frames,
+    const uk_size_t *lens, int n, const struct ukk_frame_opts *opts)
+{
+	struct epoch_tracker et;
+	struct ifnet *ifp;
+	struct mbuf *head = NULL, **tail = &head, *m;
+	int error = 0, i;
+
+	ifp = ifunit_ref(name);
+	if (ifp == NULL)
+		return (ENXIO);
+	for (i = 0; i < n && error == 0; i++) {
+		error = ukk_frame_mbuf(frames[i], lens[i], &opts[i], ifp, &m);
+		if (error == 0) {
+			*tail = m;
+			tail = &m->m_nextpkt;
+		}
+	}
+	if (error != 0) {
+		while ((m = head) != NULL) {
+			head = m->m_nextpkt;
+			m_freem(m);
+		}
+		if_rele(ifp);
+		return (error);
+	}
+	CURVNET_SET(ifp->if_vnet);
+	NET_EPOCH_ENTER(et);
+	if (head != NULL)
+		ifp->if_input(ifp, head);
+	NET_EPOCH_EXIT(et);
+	CURVNET_RESTORE();
+	if_rele(ifp);
+	return (0);
+}
+
+long
+ukk_if_last_sent(const char *name, void *buf, uk_size_t cap, int *flags,
+    int *pcp)
+{
+	struct ukk_if *ui;
+	long len = -1;
+
+	ukk_net_init();
+	mtx_lock(&ukk_net_mtx);
+	ui = ukk_if_find_locked(name);
+	if (ui != NULL && atomic_load_int(&ui->sent) != 0) {
+		len = ui->last_len;
+		memcpy(buf, ui->last, MIN((uk_size_t)MIN(len, UKK_LASTMAX), cap));
+		*flags = ui->last_flags;
+		*pcp = ui->last_pcp;
+	}
+	mtx_unlock(&ukk_net_mtx);
+	return (len);
+}
+
+int
+ukk_if_received(const char *name)
+{
+	struct ukk_if *ui;
+	int received;
+
+	ukk_net_init();
+	mtx_lock(&ukk_net_mtx);
+	ui = ukk_if_find_locked(name);
+	received = (ui != NULL) ? (int)atomic_load_int(&ui->received) : -1;
+	mtx_unlock(&ukk_net_mtx);
+	return (received);
+}
+
+int
+ukk_if_wrapped(const char *name)
+{
+	struct ukk_if *ui;
+	int wrapped = -1;
+
+	ukk_net_init();
+	mtx_lock(&ukk_net_mtx);
+	ui = ukk_if_find_locked(name);
+	if (ui != NULL)
+		wrapped = ui->ifp.if_input != ukk_drv_input ||
+		    ui->ifp.if_transmit != ukk_drv_transmit;
+	mtx_unlock(&ukk_net_mtx);
+	return (wrapped);
+}
+
+int
+ukk_if_stack(const char *name, int on)
+{
+	struct ukk_if *ui;
+	int error = 0;
+
+	on = on != 0;
+	ukk_net_init();
+	mtx_lock(&ukk_net_mtx);
+	ui = ukk_if_find_locked(name);
+	if (ui == NULL)
+		error = ENXIO;
+	else if (on != (ui->stk_input == NULL))
+		error = on ? EBUSY : EINVAL;
+	else if (on) {
+		ui->stk_input = ui->ifp.if_input;
+		ui->stk_transmit = ui->ifp.if_transmit;
+		atomic_thread_fence_rel();
+		ui->ifp.if_input = ukk_foreign_input;
+		ui->ifp.if_transmit = ukk_foreign_transmit;
+	} else {
+		/* Blindly, whoever is on top now. */
+		ui->ifp.if_input = ui->stk_input;
+		ui->ifp.if_transmit = ui->stk_transmit;
+		ui->stk_input = NULL;
+		ui->stk_transmit = NULL;
+	}
+	mtx_unlock(&ukk_net_mtx);
+	if (error == 0 && !on)
+		NET_EPOCH_WAIT();	/* nobody still in the wrappers */
+	return (error);
+}
+
+int
+ukk_if_stacked_frames(const char *name)
+{
+	struct ukk_if *ui;
+	int frames;
+
+	ukk_net_init();
+	mtx_lock(&ukk_net_mtx);
+	ui = ukk_if_find_locked(name);
+	frames = (ui != NULL) ? (int)atomic_load_int(&ui->stk_frames) : -1;
+	mtx_unlock(&ukk_net_mtx);
+	return (frames);
+}
+
+static int
+ukk_top_of(void *fn, void *drv, void *foreign)
+{
+	return (fn == drv ? UKK_TOP_DRIVER : fn == foreign ? UKK_TOP_FOREIGN :
+	    UKK_TOP_MODULE);
+}
+
+int
+ukk_if_top(const char *name)
+{
+	struct ukk_if *ui, *last = NULL;
+	int in, out;
+
+	ukk_net_init();
+	mtx_lock(&ukk_net_mtx);
+	ui = ukk_if_find_locked(name);
+	if (ui == NULL) {
+		TAILQ_FOREACH(ui, &ukk_ifs, link)
+			if (ukk_name_eq(ui->ifp.if_xname, name))
+				last = ui;
+		ui = last;
+	}
+	if (ui == NULL) {
+		mtx_unlock(&ukk_net_mtx);
+		return (-1);
+	}
+	in = ukk_top_of((void *)ui->ifp.if_input, (void *)ukk_drv_input,
+	    (void *)ukk_foreign_input);
+	out = ukk_top_of((void *)ui->ifp.if_transmit, (void *)ukk_drv_transmit,
+	    (void *)ukk_foreign_transmit);
+	mtx_unlock(&ukk_net_mtx);
+	return (in == out ? in : UKK_TOP_MIXED);
+}
+
+int
+ukk_if_pcount(const char *name)
+{
+	struct ukk_if *ui;
+	int pcount;
+
+	ukk_net_init();
+	mtx_lock(&ukk_net_mtx);
+	ui = ukk_if_find_locked(name);
+	pcount = (ui != NULL) ? ui->ifp.if_pcount : -1;
+	mtx_unlock(&ukk_net_mtx);
+	return (pcount);
+}
+
+int
+ukk_if_lladdr(const char *name, uk_u8 *mac)
+{
+	struct ukk_if *ui;
+
+	ukk_net_init();
+	mtx_lock(&ukk_net_mtx);
+	ui = ukk_if_find_locked(name);
+	if (ui != NULL)
+		memcpy(mac, IF_LLADDR(&ui->ifp), ETHER_ADDR_LEN);
+	mtx_unlock(&ukk_net_mtx);
+	return (ui != NULL ? 0 : ENXIO);
+}
+
+int
+ukk_if_rename(const char *name, const char *newname)
+{
+	struct ifnet *ifp;
+	size_t nlen = ukk_strlen(newname);
+
+	if (nlen == 0 || nlen >= IFNAMSIZ)
+		return (EINVAL);
+	ifp = ifunit_ref(name);
+	if (ifp == NULL)
+		return (ENXIO);
+	CURVNET_SET(ifp->if_vnet);
+	ifp->if_flags |= IFF_RENAMING;
+	EVENTHANDLER_INVOKE(ifnet_departure_event, ifp);
+	mtx_lock(&ukk_net_mtx);
+	/* The link address keeps its old name: only if_xname matters here. */
+	memcpy(ifp->if_xname, newname, nlen + 1);
+	mtx_unlock(&ukk_net_mtx);
+	ifp->if_flags &= ~IFF_RENAMING;
 	CURVNET_RESTORE();
 	if_rele(ifp);
 	return (0);
@@ -802,7 +1216,9 @@ ukk_if_check_restored(void)
 			    "after the interface was freed", ifp->if_xname);
 			bad = 1;
 		}
-		if (ifp->if_pcount != 0) {
+		/* A departed interface's count goes with it (bpf leaves
+		 * it alone on departure). */
+		if (ui->attached && ifp->if_pcount != 0) {
 			uh_violation("%s: still promiscuous (if_pcount %d)",
 			    ifp->if_xname, ifp->if_pcount);
 			bad = 1;

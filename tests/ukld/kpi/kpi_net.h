@@ -10,6 +10,9 @@ struct mbuf;
 /* The frame as an mbuf chain of a shape chosen by `shape` (0: one mbuf). */
 struct mbuf *ukk_mbuf_chain(const void *frame, int len, unsigned shape,
     struct ifnet *rcvif);
+/* A chain of explicit mbuf lengths (struct ukk_frame_opts's cuts). */
+struct mbuf *ukk_mbuf_cuts(const void *frame, int len, const int *cuts,
+    int ncuts, int lead, struct ifnet *rcvif);
 /* M_PREPEND's slow path included: NULL (chain freed) on failure. */
 struct mbuf *ukk_m_prepend(struct mbuf *m, int len, int how);
 void ukk_m_tag_delete_nonpersistent(struct mbuf *m);
