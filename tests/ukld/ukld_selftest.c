@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "loader.h"
+#include "ukld.h"
 
 static int passed, failed;
 
@@ -88,6 +89,29 @@ main(int argc, char **argv)
 	leaks = ukk_malloc_report_leaks();
 	snprintf(detail, sizeof(detail), "%d type(s) with memory left", leaks);
 	check(leaks == 0, "no malloc(9) memory left", detail);
+
+	/* /dev/bpf taken, and the loader told to replace it: MOD_LOAD fails. */
+	uh_boot();
+	uh_cpu_enter();
+	ukk_fake_builtin_bpf();
+	ukk_setenv("net.zbpf.replace_bpf", "1");
+	error = ukld_kldload(ko, &mod, msg, sizeof(msg));
+	leaks = ukk_malloc_report_leaks();
+	snprintf(detail, sizeof(detail), "errno %d \"%s\", %d type(s) with "
+	    "memory left", error, msg, leaks);
+	check(error != 0 && mod == NULL && leaks == 0 &&
+	    ukk_dev_created("zbpf") == 0,
+	    "a failed MOD_LOAD (/dev/bpf taken) leaves nothing behind", detail);
+	/* Nothing of it (device, sysctl node, event handler) is in the way. */
+	ukk_setenv("net.zbpf.replace_bpf", "0");
+	error = ukld_kldload(ko, &mod, msg, sizeof(msg));
+	if (error == 0)
+		error = ukld_kldunload(mod);
+	leaks = ukk_malloc_report_leaks();
+	snprintf(detail, sizeof(detail), "errno %d \"%s\", %d type(s) with "
+	    "memory left", error, msg, leaks);
+	check(error == 0 && leaks == 0 && ukk_dev_exists("zbpf") == 0,
+	    "then it loads as /dev/zbpf and unloads cleanly", detail);
 done:
 	violations = uh_violation_count();
 	snprintf(detail, sizeof(detail), "%d", violations);
