@@ -35,8 +35,9 @@ stage() {
 deps() { bash scripts/deps.sh; }
 fmt() { cargo fmt --check; }
 clippy() {
-    cargo clippy --all-targets --features "$FEATURES,bench" -- -D warnings &&
-        cargo clippy --all-targets --features kmod,hosted -- -D warnings
+    cargo clippy --all-targets --features "$FEATURES" -- -D warnings &&
+        cargo clippy --all-targets --features kmod,hosted -- -D warnings &&
+        cargo clippy -p zbpf-bench --all-targets -- -D warnings
 }
 unit() { cargo test --release --features "$FEATURES,kmod"; }
 abi_check() { ABIGEN_FEATURES="$FEATURES" bash scripts/abi-check.sh; }
@@ -67,12 +68,12 @@ kit() { bash scripts/freebsd/compile-check.sh && bash scripts/freebsd/port-check
 # The kit's checks and the patched libpcap against the simulator.
 sim() { bash tests/sim/run.sh; }
 demo() { cargo run --quiet --release --features "$FEATURES" --bin zbpf-demo -- "$@"; }
-# The benchmark suite (src/bin/zbpf-bench.rs): release build, callgrind's
+# The benchmark suite (package zbpf-bench, tests/bench): release build, callgrind's
 # cache simulation of the consumers, then every benchmark; writes
 # tests/bench/benchmarks.md and benchmarks.png and prints the key ratios;
 # then the real module's delivery cost beside the simulator's.
 bench() {
-    cargo build --release --features "$FEATURES,bench" --bin zbpf-bench || return 1
+    cargo build --release -p zbpf-bench --bin zbpf-bench || return 1
     mkdir -p target/bench
     rm -f target/bench/cachesim.tsv
     bash scripts/bench-cachesim.sh target/release/zbpf-bench target/bench/cachesim.tsv ||
@@ -85,12 +86,12 @@ bench() {
 }
 # CI's look at the benchmarks: the suite and the criterion bench build, and
 # each runs briefly (seconds). Fails only if one crashes or the things it
-# compares disagree, never on timing. Same features as the unit stage (plus
-# `bench` for the suite), so little is compiled again.
+# compares disagree, never on timing. Both are in the package zbpf-bench
+# (tests/bench), whose release build they share.
 bench_smoke() {
-    cargo build --release --features "$FEATURES,kmod,bench" --bin zbpf-bench &&
+    cargo build --release -p zbpf-bench --bin zbpf-bench &&
         target/release/zbpf-bench --smoke &&
-        cargo bench --features "$FEATURES,kmod" --bench filter -- --test
+        cargo bench -p zbpf-bench --bench filter -- --test
 }
 
 case $task in

@@ -7,6 +7,8 @@
 //! prefix. The filter machine and the capture path are generic over
 //! [`PacketBytes`], so one implementation serves both.
 
+#![forbid(unsafe_code)]
+
 /// Read access to a packet's bytes.
 pub trait PacketBytes {
     /// Bytes present (the filter's `buflen`).

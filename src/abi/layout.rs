@@ -29,8 +29,9 @@ impl UserAddr {
 pub trait AbiField: Copy {
     /// Bytes the field occupies.
     const SIZE: usize;
-    /// Reads the field from the front of `bytes`; missing bytes read as zero.
-    fn read(bytes: &[u8]) -> Self;
+    /// Reads the field from the front of `bytes`; `None` if `bytes` is
+    /// shorter than the field.
+    fn read(bytes: &[u8]) -> Option<Self>;
     /// Writes the field to the front of `bytes`, as far as `bytes` reaches.
     fn write(self, bytes: &mut [u8]);
 }
@@ -45,10 +46,9 @@ macro_rules! int_field {
     ($($t:ty),*) => {$(
         impl AbiField for $t {
             const SIZE: usize = core::mem::size_of::<$t>();
-            fn read(bytes: &[u8]) -> Self {
-                let mut raw = [0u8; core::mem::size_of::<$t>()];
-                copy_prefix(&mut raw, bytes);
-                <$t>::from_ne_bytes(raw)
+            fn read(bytes: &[u8]) -> Option<Self> {
+                let raw = bytes.get(..core::mem::size_of::<$t>())?;
+                Some(<$t>::from_ne_bytes(raw.try_into().ok()?))
             }
             fn write(self, bytes: &mut [u8]) {
                 copy_prefix(bytes, &self.to_ne_bytes());
@@ -60,8 +60,8 @@ int_field!(u8, u16, u32, u64, i16, i32, i64);
 
 impl AbiField for UserAddr {
     const SIZE: usize = 8;
-    fn read(bytes: &[u8]) -> Self {
-        UserAddr(u64::read(bytes))
+    fn read(bytes: &[u8]) -> Option<Self> {
+        u64::read(bytes).map(UserAddr)
     }
     fn write(self, bytes: &mut [u8]) {
         self.0.write(bytes)
@@ -70,12 +70,12 @@ impl AbiField for UserAddr {
 
 impl<T: AbiField + Default, const N: usize> AbiField for [T; N] {
     const SIZE: usize = T::SIZE * N;
-    fn read(bytes: &[u8]) -> Self {
+    fn read(bytes: &[u8]) -> Option<Self> {
         let mut out = [T::default(); N];
         for (i, slot) in out.iter_mut().enumerate() {
-            *slot = T::read(bytes.get(i * T::SIZE..).unwrap_or(&[]));
+            *slot = T::read(bytes.get(i * T::SIZE..)?)?;
         }
-        out
+        Some(out)
     }
     fn write(self, bytes: &mut [u8]) {
         for (i, v) in self.iter().enumerate() {
@@ -145,9 +145,13 @@ macro_rules! abi_struct {
                 }, )* ],
             };
 
-            /// Decodes the structure from its byte image (missing bytes read as zero).
-            pub fn decode(bytes: &[u8]) -> Self {
-                Self { $( $field: <$ty as $crate::abi::layout::AbiField>::read(bytes.get($off..).unwrap_or(&[])), )* }
+            /// Decodes the structure from its byte image; `None` if `bytes`
+            /// is shorter than the structure.
+            pub fn decode(bytes: &[u8]) -> Option<Self> {
+                if bytes.len() < $size {
+                    return None;
+                }
+                Some(Self { $( $field: <$ty as $crate::abi::layout::AbiField>::read(bytes.get($off..)?)?, )* })
             }
 
             /// Writes the byte image, padding zeroed, to the front of `out`.
@@ -170,7 +174,7 @@ macro_rules! abi_struct {
 
         impl $crate::abi::layout::AbiField for $name {
             const SIZE: usize = $size;
-            fn read(bytes: &[u8]) -> Self {
+            fn read(bytes: &[u8]) -> Option<Self> {
                 Self::decode(bytes)
             }
             fn write(self, bytes: &mut [u8]) {

@@ -7,6 +7,8 @@
 //! file of `_Static_assert`s, compiled in CI against FreeBSD 15.0's own headers:
 //! the Rust side cannot drift from FreeBSD without CI failing.
 
+#![forbid(unsafe_code)]
+
 pub mod consts;
 pub mod errno;
 pub mod ioccom;

@@ -233,6 +233,7 @@ pub const STRUCT_LAYOUTS: &[super::layout::StructLayout] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::layout::AbiField;
 
     #[test]
     fn round_trips_and_zeroes_padding() {
@@ -240,17 +241,22 @@ mod tests {
         let b = p.to_bytes();
         assert_eq!(&b[0..4], &7u32.to_le_bytes());
         assert_eq!(&b[4..8], &[0, 0, 0, 0]);
-        assert_eq!(BpfProgram::decode(&b), p);
+        assert_eq!(BpfProgram::decode(&b), Some(p));
         let h = BpfHdr { bh_caplen: 3, bh_hdrlen: 26, ..Default::default() };
         let img = h.to_bytes();
         assert_eq!(&img[26..], &[0; 6]);
-        assert_eq!(BpfHdr::decode(&img), h);
+        assert_eq!(BpfHdr::decode(&img), Some(h));
     }
 
     #[test]
-    fn short_input_reads_as_zero() {
-        let z = BpfZbuf::decode(&[1, 0, 0]);
-        assert_eq!(z.bz_bufa, UserAddr(1));
-        assert_eq!(z.bz_buflen, 0);
+    fn short_input_is_refused_not_zero_filled() {
+        let full = BpfZbuf { bz_bufa: UserAddr(1), bz_bufb: UserAddr(2), bz_buflen: 4096 };
+        let img = full.to_bytes();
+        assert_eq!(BpfZbuf::decode(&img), Some(full));
+        assert_eq!(BpfZbuf::decode(&img[..BpfZbuf::SIZE - 1]), None);
+        assert_eq!(BpfZbuf::decode(&[1, 0, 0]), None);
+        assert_eq!(u32::read(&[1, 2, 3]), None);
+        assert_eq!(u32::read(&[1, 0, 0, 0, 9]), Some(1));
+        assert_eq!(<[u16; 2]>::read(&[1, 0, 2]), None);
     }
 }

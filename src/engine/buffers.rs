@@ -249,7 +249,7 @@ mod tests {
         );
         assert_eq!((s.hlen, s.slen), (56, 56));
         let held = &s.hold.as_ref().unwrap().0;
-        let h = BpfHdr::decode(held);
+        let h = BpfHdr::decode(held).unwrap();
         assert_eq!((h.bh_caplen, h.bh_datalen, h.bh_hdrlen), (30, 30, 26));
         assert_eq!(&held[26..56], &pkt[..]);
         // Store full again, no free buffer: drop.
@@ -273,7 +273,7 @@ mod tests {
             Caught::Stored { wakeup: false }
         );
         assert_eq!(s.slen, 64);
-        let h = BpfHdr::decode(&s.store.0);
+        let h = BpfHdr::decode(&s.store.0).unwrap();
         assert_eq!((h.bh_caplen, h.bh_datalen), (38, 1000));
     }
 }

@@ -127,7 +127,7 @@ pub struct DescState<P: Platform> {
     /// The read filter's native code that the tap's dispatcher may call
     /// (`Program::dispatchable`). Set with `rfilter`, both under the
     /// global lock, which the tap's publication holds when it reads this.
-    pub(crate) dispatchable: Option<Arc<dyn crate::filter::NativeCode>>,
+    pub(crate) dispatchable: Option<crate::filter::Dispatchable>,
 }
 
 impl<P: Platform> DescState<P> {
@@ -198,7 +198,7 @@ impl<C: Counter> Counters<C> {
 /// One open of the device.
 pub struct Descriptor<P: Platform> {
     /// The read filter; empty means "accept every packet whole".
-    pub(crate) rfilter: EpochCell<Program>,
+    pub(crate) rfilter: EpochCell<P, Program>,
     /// Counts the read filter's changes: a tap's dispatcher answers for a
     /// reader only while this is what it was when the dispatcher was built.
     pub(crate) filter_gen: AtomicU64,

@@ -19,16 +19,13 @@ use crate::abi::*;
 use crate::filter::Program;
 use crate::platform::{Counter, DescLock, GlobalLock, NetIf, Notes, Platform, UserCtx};
 
-fn get_u32(data: &[u8]) -> u32 {
-    u32::read(data)
-}
-
 fn put_u32(data: &mut [u8], v: u32) {
     v.write(data)
 }
 
-fn get_i32(data: &[u8]) -> i32 {
-    i32::read(data)
+/// An ioctl argument; EINVAL if `data` is too short for it.
+fn arg<T: AbiField>(data: &[u8]) -> Result<T> {
+    T::read(data).ok_or(Errno::EINVAL)
 }
 
 fn put_i32(data: &mut [u8], v: i32) {
@@ -133,7 +130,7 @@ impl<P: Platform> Bpf<P> {
                 Ok(())
             }
             BIOCGDLTLIST => self.get_dlt_list(d, data, ctx),
-            BIOCSDLT => self.set_dlt(d, get_u32(data)),
+            BIOCSDLT => self.set_dlt(d, arg::<u32>(data)?),
             BIOCGETIF => {
                 let tap = d.state.lock().tap.clone().ok_or(Errno::EINVAL)?;
                 let mut ifr = IfReq::default();
@@ -144,13 +141,13 @@ impl<P: Platform> Bpf<P> {
                 Ok(())
             }
             BIOCSETIF => {
-                let ifr = IfReq::decode(data);
+                let ifr = arg::<IfReq>(data)?;
                 self.alloc_default_buffers(d)?;
                 let name = ifreq_name(&ifr).ok_or(Errno::ENXIO)?;
                 self.set_iface(d, name)
             }
             BIOCSRTIMEOUT => {
-                let ticks = timeout_ticks(&Timeval::decode(data), self.platform.hz())?;
+                let ticks = timeout_ticks(&arg::<Timeval>(data)?, self.platform.hz())?;
                 d.state.lock().rtout = ticks;
                 Ok(())
             }
@@ -175,7 +172,7 @@ impl<P: Platform> Bpf<P> {
                 Ok(())
             }
             BIOCIMMEDIATE => {
-                d.state.lock().immediate = get_u32(data) != 0;
+                d.state.lock().immediate = arg::<u32>(data)? != 0;
                 Ok(())
             }
             BIOCVERSION => {
@@ -188,7 +185,7 @@ impl<P: Platform> Bpf<P> {
                 Ok(())
             }
             BIOCSHDRCMPLT => {
-                d.state.lock().hdrcmplt = get_u32(data) != 0;
+                d.state.lock().hdrcmplt = arg::<u32>(data)? != 0;
                 Ok(())
             }
             BIOCGDIRECTION => {
@@ -196,7 +193,7 @@ impl<P: Platform> Bpf<P> {
                 Ok(())
             }
             BIOCSDIRECTION => {
-                let dir = Direction::from_raw(get_u32(data)).ok_or(Errno::EINVAL)?;
+                let dir = Direction::from_raw(arg::<u32>(data)?).ok_or(Errno::EINVAL)?;
                 let _st = d.state.lock();
                 d.set_direction(dir);
                 Ok(())
@@ -206,11 +203,11 @@ impl<P: Platform> Bpf<P> {
                 Ok(())
             }
             BIOCSTSTAMP => {
-                d.state.lock().tstamp = Tstamp::new(get_u32(data)).ok_or(Errno::EINVAL)?;
+                d.state.lock().tstamp = Tstamp::new(arg::<u32>(data)?).ok_or(Errno::EINVAL)?;
                 Ok(())
             }
             BIOCFEEDBACK => {
-                d.state.lock().feedback = get_u32(data) != 0;
+                d.state.lock().feedback = arg::<u32>(data)? != 0;
                 Ok(())
             }
             BIOCLOCK => {
@@ -219,21 +216,21 @@ impl<P: Platform> Bpf<P> {
             }
             FIONBIO => Ok(()),
             FIOASYNC => {
-                d.state.lock().async_io = get_i32(data) != 0;
+                d.state.lock().async_io = arg::<i32>(data)? != 0;
                 Ok(())
             }
-            FIOSETOWN => d.notes().set_owner(get_i32(data)),
+            FIOSETOWN => d.notes().set_owner(arg::<i32>(data)?),
             FIOGETOWN => {
                 put_i32(data, d.notes().owner());
                 Ok(())
             }
-            TIOCSPGRP => d.notes().set_owner(get_i32(data).wrapping_neg()),
+            TIOCSPGRP => d.notes().set_owner(arg::<i32>(data)?.wrapping_neg()),
             TIOCGPGRP => {
                 put_i32(data, d.notes().owner().wrapping_neg());
                 Ok(())
             }
             BIOCSRSIG => {
-                let sig = get_u32(data);
+                let sig = arg::<u32>(data)?;
                 if sig >= NSIG {
                     return Err(Errno::EINVAL);
                 }
@@ -249,7 +246,7 @@ impl<P: Platform> Bpf<P> {
                 Ok(())
             }
             BIOCSETBUFMODE => {
-                let mode = match get_u32(data) {
+                let mode = match arg::<u32>(data)? {
                     BPF_BUFMODE_BUFFER => BufMode::Buffer,
                     BPF_BUFMODE_ZBUF if self.config.zerocopy_enable.load(Ordering::Relaxed) => {
                         BufMode::Zbuf
@@ -270,7 +267,7 @@ impl<P: Platform> Bpf<P> {
             }
             BIOCSETZBUF => {
                 self.require_mode(d, BufMode::Zbuf)?;
-                self.set_zbuf(d, &BpfZbuf::decode(data), ctx)
+                self.set_zbuf(d, &arg::<BpfZbuf>(data)?, ctx)
             }
             BIOCROTZBUF => {
                 self.require_mode(d, BufMode::Zbuf)?;
@@ -284,10 +281,10 @@ impl<P: Platform> Bpf<P> {
             }
             BIOCACKZBUF => {
                 self.require_mode(d, BufMode::Zbuf)?;
-                self.ack_zbuf(d, BpfZbuf::decode(data).bz_bufa)
+                self.ack_zbuf(d, arg::<BpfZbuf>(data)?.bz_bufa)
             }
             BIOCSETVLANPCP => {
-                let pcp = get_u32(data);
+                let pcp = arg::<u32>(data)?;
                 if pcp > 7 {
                     return Err(Errno::EINVAL);
                 }
@@ -310,7 +307,7 @@ impl<P: Platform> Bpf<P> {
     fn set_blen(&self, d: &Descriptor<P>, data: &mut [u8]) -> Result<()> {
         self.require_mode(d, BufMode::Buffer)?;
         let max = self.config.maxbufsize.load(Ordering::Relaxed);
-        let size = get_u32(data).clamp(BPF_MINBUFSIZE, max.max(BPF_MINBUFSIZE));
+        let size = arg::<u32>(data)?.clamp(BPF_MINBUFSIZE, max.max(BPF_MINBUFSIZE));
         put_u32(data, size);
         self.install_heap_buffers(d, size as usize)
     }
@@ -351,7 +348,7 @@ impl<P: Platform> Bpf<P> {
         data: &[u8],
         ctx: &mut U,
     ) -> Result<()> {
-        let prog = BpfProgram::decode(data);
+        let prog = arg::<BpfProgram>(data)?;
         let len = prog.bf_len;
         if len > self.config.maxinsns.load(Ordering::Relaxed)
             || (prog.bf_insns.is_null() && len != 0)
@@ -367,8 +364,11 @@ impl<P: Platform> Bpf<P> {
             raw.resize(bytes, 0);
             // A fault while copying the program is EINVAL in FreeBSD.
             ctx.copy_in(prog.bf_insns, &mut raw).map_err(|_| Errno::EINVAL)?;
-            let insns: Vec<BpfInsn> =
-                raw.chunks_exact(BpfInsn::SIZE).map(BpfInsn::decode).collect();
+            let insns: Vec<BpfInsn> = raw
+                .chunks_exact(BpfInsn::SIZE)
+                .map(BpfInsn::decode)
+                .collect::<Option<_>>()
+                .ok_or(Errno::EINVAL)?;
             Some(self.program(&insns).map_err(|_| Errno::EINVAL)?)
         };
         let mut reg = self.registry.lock();
@@ -382,14 +382,14 @@ impl<P: Platform> Bpf<P> {
             if cmd == BIOCSETF {
                 st = d.reset_locked(st);
             }
-            st.dispatchable = program.as_ref().and_then(|p| p.dispatchable()).cloned();
+            st.dispatchable = program.as_ref().and_then(|p| p.dispatchable());
             drop(st);
             upgrade
         };
         // Before the new filter is in place: from here on, the dispatcher
         // built for the old one no longer answers for this reader.
         d.filter_gen.fetch_add(1, Ordering::Release);
-        d.rfilter.replace(&self.platform, program.map(alloc::boxed::Box::new));
+        d.rfilter.replace(program.map(alloc::boxed::Box::new));
         if upgrade {
             self.upgrade(&mut reg, d)?;
         } else {
@@ -407,7 +407,7 @@ impl<P: Platform> Bpf<P> {
         ctx: &mut U,
     ) -> Result<()> {
         let tap = d.state.lock().tap.clone().ok_or(Errno::EINVAL)?;
-        let mut list = BpfDltList::decode(data);
+        let mut list = arg::<BpfDltList>(data)?;
         let dlts = tap.iface().dlts();
         let n = dlts.len() as u32;
         if list.bfl_list.is_null() {

@@ -12,6 +12,8 @@
 //! | ioctl dispatch | `ioctl.rs` |
 //! | read, write, poll, kqueue, the read timeout | `io.rs` |
 
+#![forbid(unsafe_code)]
+
 pub mod buffers;
 mod descriptor;
 mod heap;

@@ -158,12 +158,12 @@ mod tests {
         let boot = Bintime { sec: 1000, frac: 1 << 63 };
         let stamp = |raw| Stamp { tstamp: Tstamp::new(raw).unwrap(), uptime: up, boottime: boot };
         let micro = header(&stamp(0), 1, 2, 26);
-        let h = BpfHdr::decode(&micro);
+        let h = BpfHdr::decode(&micro).unwrap();
         assert_eq!((h.bh_tstamp.tv_sec, h.bh_tstamp.tv_usec), (1006, 0));
         assert_eq!((h.bh_caplen, h.bh_datalen, h.bh_hdrlen), (1, 2, 26));
-        let nano_mono = BpfXhdr::decode(&header(&stamp(0x201), 1, 2, 26));
+        let nano_mono = BpfXhdr::decode(&header(&stamp(0x201), 1, 2, 26)).unwrap();
         assert_eq!((nano_mono.bh_tstamp.bt_sec, nano_mono.bh_tstamp.bt_frac), (5, 500_000_000));
-        let bin = BpfXhdr::decode(&header(&stamp(0x202), 1, 2, 26));
+        let bin = BpfXhdr::decode(&header(&stamp(0x202), 1, 2, 26)).unwrap();
         assert_eq!((bin.bh_tstamp.bt_sec, bin.bh_tstamp.bt_frac), (5, 1 << 63));
         let none = header(&stamp(3), 1, 2, 33);
         assert!(none[..16].iter().all(|&b| b == 0) && none[26..].iter().all(|&b| b == 0));

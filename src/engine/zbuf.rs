@@ -3,20 +3,21 @@
 //!
 //! The pages are held for the descriptor's lifetime and reached through the
 //! platform one page at a time (they are not contiguous in the kernel), so
-//! every copy is scatter-gather.
+//! every copy is scatter-gather. The pages are reached only through
+//! [`platform::pages`](crate::platform::pages), which relies on
+//! [`HeldPages`]' safety contract; this module has no unsafe code.
 //!
 //! The process can write anything, at any time, anywhere in these buffers.
 //! So the kernel side reads nothing back but `bzh_user_gen`, and uses it
 //! only in an equality test with its own private copy of the generation.
 //! Every size, offset and length used for copying is kernel-private.
 
-use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::buffers::Buffer;
 use crate::abi::{BpfZbufHeader, UserAddr, PAGE_SIZE};
 use crate::packet::PacketBytes;
-use crate::platform::HeldPages;
+use crate::platform::{pages, HeldPages};
 
 /// Bytes of the shared header in front of the records.
 pub const HEADER_LEN: usize = BpfZbufHeader::SIZE;
@@ -71,13 +72,10 @@ impl<Pg: HeldPages> ZeroBuf<Pg> {
 
     /// The header word `index` as an atomic, in page 0.
     fn header_word(&self, index: usize) -> Option<&AtomicU32> {
-        let page = self.pages.page(0)?;
         debug_assert!(index < HEADER_LEN / 4);
         // The user may write the word concurrently: every value is possible,
         // and the kernel only compares it.
-        // SAFETY: page 0 stays held while `self` lives (the reference borrows
-        // it); `index` < 8 keeps the word in the page-aligned 32-byte header.
-        Some(unsafe { AtomicU32::from_ptr(page.as_ptr().add(index * 4).cast::<u32>()) })
+        pages::word(&self.pages, 0, index * 4)
     }
 
     /// Copies `data` to buffer byte `off` (header included), page by page.
@@ -87,36 +85,14 @@ impl<Pg: HeldPages> ZeroBuf<Pg> {
         let mut data = data;
         while !data.is_empty() && off < self.size {
             let (page_index, in_page) = (off / PAGE_SIZE, off % PAGE_SIZE);
-            let Some(page) = self.pages.page(page_index) else { return };
             let n = data.len().min(PAGE_SIZE - in_page).min(self.size - off);
-            write_page(page, in_page, &data[..n]);
+            if !pages::write(&mut self.pages, page_index, in_page, &data[..n]) {
+                return;
+            }
             data = &data[n..];
             off += n;
         }
     }
-}
-
-/// Copies `data` into a held page at `in_page`.
-fn write_page(page: NonNull<u8>, in_page: usize, data: &[u8]) {
-    debug_assert!(in_page + data.len() <= PAGE_SIZE);
-    if in_page + data.len() > PAGE_SIZE {
-        return;
-    }
-    // The user may write these bytes concurrently; that only changes what
-    // the user reads, since the kernel never reads record bytes back.
-    // SAFETY: `page` maps PAGE_SIZE held bytes, `in_page + data.len()` fits
-    // (checked), and the kernel-memory source cannot overlap user pages.
-    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), page.as_ptr().add(in_page), data.len()) }
-}
-
-/// Copies a fixed-size block into a held page at `in_page`.
-fn write_block_in_page<const N: usize>(page: NonNull<u8>, in_page: usize, block: &[u8; N]) {
-    if in_page + N > PAGE_SIZE {
-        return;
-    }
-    // SAFETY: as in `write_page`: `page` maps PAGE_SIZE held bytes, and
-    // `in_page + N` fits (checked).
-    unsafe { core::ptr::copy_nonoverlapping(block.as_ptr(), page.as_ptr().add(in_page), N) }
 }
 
 impl<Pg: HeldPages> Buffer for ZeroBuf<Pg> {
@@ -126,12 +102,11 @@ impl<Pg: HeldPages> Buffer for ZeroBuf<Pg> {
 
     fn write_block<const N: usize>(&mut self, off: usize, block: &[u8; N]) {
         let off = HEADER_LEN + off;
-        let in_page = off % PAGE_SIZE;
-        match self.pages.page(off / PAGE_SIZE) {
-            Some(page) if in_page + N <= PAGE_SIZE && off + N <= self.size => {
-                write_block_in_page(page, in_page, block)
-            }
-            _ => self.copy_in_pages(off, block),
+        // The common case, a block inside one page, in one copy.
+        let fits = off + N <= self.size
+            && pages::write(&mut self.pages, off / PAGE_SIZE, off % PAGE_SIZE, block);
+        if !fits {
+            self.copy_in_pages(off, block);
         }
     }
 

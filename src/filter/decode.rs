@@ -11,6 +11,8 @@
 //! place for any jump that lands on it. So targets need no remapping, and a
 //! fused op leaves A and X exactly as the pair would.
 
+#![forbid(unsafe_code)]
+
 use alloc::vec::Vec;
 
 use crate::abi::op::*;

@@ -9,6 +9,8 @@
 //! The loop cannot panic: every index is checked (and returns 0 if ever out
 //! of range, which the validator makes impossible), and it allocates nothing.
 
+#![forbid(unsafe_code)]
+
 use super::decode::{Arm, Op};
 use crate::abi::BPF_MEMWORDS;
 use crate::packet::PacketBytes;

@@ -27,6 +27,8 @@
 //! its length, r9d the wire length, r10 the scratch memory. edx is free for
 //! division; ecx carries shift counts.
 
+#![forbid(unsafe_code)]
+
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 

@@ -58,6 +58,62 @@ pub unsafe trait NativeCode: Send + Sync {
     fn entry(&self) -> NativeEntry;
 }
 
+/// A program's native code that a [`Dispatcher`] may call: it never
+/// touches scratch memory ([`Program::dispatchable`]).
+#[derive(Clone)]
+pub struct Dispatchable(Arc<dyn NativeCode>);
+
+/// A dispatcher from [`jit::compile_dispatch`] made executable, with the
+/// code of every program it calls kept mapped for as long as it lives.
+#[cfg(target_arch = "x86_64")]
+pub struct Dispatcher {
+    entry: NativeEntry,
+    _code: Arc<dyn NativeCode>,
+    _held: Vec<Dispatchable>,
+    slots: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Dispatcher {
+    /// A dispatcher calling `programs[i]` in slot `i` (a slot without one
+    /// answers with [`jit::FALLBACK`] set), made executable by `map` (the
+    /// platform's `native_code`). `None` for more than
+    /// [`jit::DISPATCH_SLOTS`] programs, or when `map` cannot.
+    pub fn new(
+        programs: Vec<Option<Dispatchable>>,
+        map: impl FnOnce(&jit::Compiled) -> Option<Arc<dyn NativeCode>>,
+    ) -> Option<Dispatcher> {
+        let targets: Vec<Option<u64>> =
+            programs.iter().map(|p| p.as_ref().map(|p| p.0.entry() as usize as u64)).collect();
+        let code = map(&jit::compile_dispatch(&targets)?)?;
+        let slots = programs.len();
+        let held = programs.into_iter().flatten().collect();
+        Some(Dispatcher { entry: code.entry(), _code: code, _held: held, slots })
+    }
+
+    /// Runs every slot's program on a packet whose first segment is `head`;
+    /// returns their answers, one per slot, kept in `out`.
+    #[inline]
+    pub fn run<'a>(
+        &self,
+        head: &[u8],
+        wirelen: u32,
+        out: &'a mut [core::mem::MaybeUninit<u64>; jit::DISPATCH_SLOTS],
+    ) -> &'a [u64] {
+        // The dispatcher calls each slot's program, which reads only
+        // head[..head.len()] and gets no scratch memory (Dispatchable), and
+        // writes out[i] for every slot, all within `out` (slots <=
+        // DISPATCH_SLOTS, checked by compile_dispatch).
+        // SAFETY: `entry` is compile_dispatch's code for these slots, kept
+        // mapped by `_code` (NativeCode's contract); every program it calls
+        // is kept mapped by `_held`.
+        unsafe { (self.entry)(head.as_ptr(), head.len() as u64, wirelen, out.as_mut_ptr().cast()) };
+        // SAFETY: the dispatcher initialised out[..slots], and
+        // `MaybeUninit<u64>` has the layout of `u64`.
+        unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<u64>(), self.slots) }
+    }
+}
+
 /// A validated, pre-decoded program.
 #[derive(Clone)]
 pub struct Program {
@@ -131,8 +187,8 @@ impl Program {
     /// The native code a dispatcher may call for this program
     /// ([`jit::compile_dispatch`]): it has some, and it never touches
     /// scratch memory.
-    pub fn dispatchable(&self) -> Option<&Arc<dyn NativeCode>> {
-        self.native.as_ref().filter(|_| !self.uses_mem).map(|(_, code)| code)
+    pub fn dispatchable(&self) -> Option<Dispatchable> {
+        self.native.as_ref().filter(|_| !self.uses_mem).map(|(_, code)| Dispatchable(code.clone()))
     }
 
     /// Instructions in the original program.

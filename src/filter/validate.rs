@@ -1,6 +1,8 @@
 //! FreeBSD's `bpf_validate` rules, with an error that names the instruction
 //! and the reason.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 use crate::abi::op::*;

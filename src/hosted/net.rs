@@ -6,6 +6,8 @@
 //! mbuf chains are. Frames a descriptor writes are recorded on the wire and
 //! passed to a peer, if the interface is one end of a pair (like epair(4)).
 
+#![forbid(unsafe_code)]
+
 use std::prelude::rust_2021::*;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};

@@ -29,6 +29,8 @@
 //! The writer, [`PcapWriter`], produces classic little-endian microsecond
 //! pcap (magic `0xa1b2c3d4`, version 2.4), what every pcap reader reads.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::net::{SimIface, SimNet};
 use super::process::HostedPages;
 use crate::abi::{Errno, Result};
+use crate::platform::epoch::EpochSection;
 use crate::platform::{Bintime, Counter, DescLock, GlobalLock, Notes, Platform, Sleep};
 
 /// Simulated clock ticks per second (FreeBSD's default `kern.hz`).
@@ -297,15 +298,36 @@ mod counter_tests {
 /// A two-counter epoch (as in sleepable RCU): readers count themselves in
 /// the current phase; a writer flips the phase and waits for the old phase
 /// to drain. Readers never wait.
-#[derive(Default)]
+///
+/// There is one, [`NET_EPOCH`], as the kernel has one network epoch: every
+/// [`Section`] is then a section of the epoch every platform waits for,
+/// whichever simulated machine it came from (what [`EpochSection`] needs).
 pub struct Epoch {
     phase: AtomicUsize,
     readers: [AtomicUsize; 2],
     writers: Mutex<()>,
 }
 
+/// The simulator's only epoch.
+pub static NET_EPOCH: Epoch = Epoch {
+    phase: AtomicUsize::new(0),
+    readers: [AtomicUsize::new(0), AtomicUsize::new(0)],
+    writers: Mutex::new(()),
+};
+
 /// An open epoch section (the phase it counted itself in).
 pub struct Section(usize);
+
+// SAFETY: a Section is made only by `enter` (the field is private), which
+// counts a reader in NET_EPOCH, the only epoch; the count is dropped only by
+// `exit`, which consumes the Section (one dropped otherwise stays counted).
+// NET_EPOCH.wait flips the phase and returns once the old phase's count,
+// which every section open at the call is in, has drained.
+unsafe impl EpochSection for Section {
+    fn wait_readers() {
+        NET_EPOCH.wait()
+    }
+}
 
 impl Epoch {
     /// Enters a read section.
@@ -445,8 +467,8 @@ impl Timers {
 pub struct Services {
     /// Interfaces.
     pub net: Arc<SimNet>,
-    /// The epoch.
-    pub epoch: Epoch,
+    /// The epoch ([`NET_EPOCH`]).
+    pub epoch: &'static Epoch,
     /// poll(2) wakeups.
     pub poll: PollHub,
     /// Signals sent.
@@ -475,7 +497,7 @@ impl HostedPlatform {
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let services = Arc::new(Services {
             net,
-            epoch: Epoch::default(),
+            epoch: &NET_EPOCH,
             poll: PollHub::default(),
             signals: SignalLog::default(),
             timers: Timers::default(),
@@ -569,10 +591,6 @@ impl Platform for HostedPlatform {
 
     fn hz(&self) -> u32 {
         HZ
-    }
-
-    fn epoch_wait(&self) {
-        self.services.epoch.wait()
     }
 
     fn new_notes(&self) -> Result<HostedNotes> {

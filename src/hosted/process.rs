@@ -63,7 +63,11 @@ unsafe impl Send for HostedPages {}
 // are the engine's, under its descriptor lock.
 unsafe impl Sync for HostedPages {}
 
-impl HeldPages for HostedPages {
+// SAFETY: each pointer is a private PAGE_SIZE read-write mapping made by
+// `hold_page` (mmap results are page-aligned), unmapped only in `drop`; the
+// list never changes; the mappings alias only the user's buffer, never
+// memory a Rust object owns.
+unsafe impl HeldPages for HostedPages {
     fn count(&self) -> usize {
         self.pages.len()
     }

@@ -8,6 +8,8 @@
 //! IOC_OUT-only arguments start zeroed, and the result is copied out only on
 //! success.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::prelude::rust_2021::*;

@@ -2,6 +2,8 @@
 //! IPv6, TCP, UDP and ICMP, ARP, VLAN-tagged frames, with correct IPv4
 //! header checksums, in a reproducible mix of sizes.
 
+#![forbid(unsafe_code)]
+
 use std::prelude::rust_2021::*;
 
 /// A small deterministic PRNG (xorshift64*).

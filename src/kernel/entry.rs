@@ -1,6 +1,19 @@
 //! The `zbpf_rs_*` functions the C side calls: module events, cdevsw
 //! operations, taps, the timer, kqueue, interface departure and sysctls.
 //! Each one finds the device and the descriptor and calls the engine.
+//!
+//! # Safety
+//!
+//! Every `unsafe extern "C"` function here is called by the C side only,
+//! as `ffi/zbpf_kpi.h` describes:
+//! - a `cookie` is live: it came from `zbpf_rs_open` and has not been given
+//!   to `zbpf_rs_close`, which gets it once, after every other use (the
+//!   cdevpriv destructor runs after the last file operation; the callout
+//!   and the knotes are drained first);
+//! - kernel objects passed in (uio, thread, knote, ifnet, the packet
+//!   description and its mbuf chain, a tap from `KIface::set_tapped`) are
+//!   valid and unchanged by others for the call;
+//! - data pointers are valid for the sizes given, out-pointers for writes.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -35,15 +48,30 @@ fn device() -> Option<&'static Device> {
     unsafe { DEVICE.load(Ordering::Acquire).as_ref() }
 }
 
-/// A descriptor from a cdevpriv cookie.
+/// The cdevpriv cookie of a new descriptor: its `Arc`'s pointer, which
+/// holds one reference until [`take`] gives it back.
+fn cookie_of(d: Arc<Desc>) -> *mut c_void {
+    Arc::into_raw(d).cast_mut().cast()
+}
+
+/// The descriptor behind a cookie, for the call: its `Arc`, borrowed (no
+/// reference taken or dropped; never take it out of the `ManuallyDrop`).
 ///
 /// # Safety
-/// `cookie` must come from `zbpf_rs_open` and not yet be passed to
-/// `zbpf_rs_close`.
-unsafe fn desc<'a>(cookie: *mut c_void) -> &'a Desc {
-    // SAFETY: see the function's contract: the Arc behind the cookie is
-    // alive until zbpf_rs_close.
-    unsafe { &*cookie.cast::<Desc>() }
+/// `cookie` is live (the module's contract) for as long as the result is.
+unsafe fn desc(cookie: *mut c_void) -> ManuallyDrop<Arc<Desc>> {
+    // SAFETY: a live cookie is `cookie_of`'s pointer and its reference is
+    // still held; ManuallyDrop keeps us from releasing it.
+    ManuallyDrop::new(unsafe { Arc::from_raw(cookie.cast_const().cast::<Desc>()) })
+}
+
+/// Takes back the reference a cookie holds.
+///
+/// # Safety
+/// `cookie` is live and is never used again.
+unsafe fn take(cookie: *mut c_void) -> Arc<Desc> {
+    // SAFETY: `cookie_of`'s pointer, whose reference the caller gives up.
+    unsafe { Arc::from_raw(cookie.cast_const().cast::<Desc>()) }
 }
 
 fn errno(r: crate::abi::Result<()>) -> c_int {
@@ -119,9 +147,7 @@ pub extern "C" fn zbpf_rs_choose_replace(
 }
 
 /// # Safety
-/// Called by the C side only, with the pointers its contract in
-/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
-/// objects, buffers of the stated sizes).
+/// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_open(fflags: c_int, cookie: *mut *mut c_void) -> c_int {
     let Some(dev) = device() else { return Errno::ENXIO.0 };
@@ -133,7 +159,7 @@ pub unsafe extern "C" fn zbpf_rs_open(fflags: c_int, cookie: *mut *mut c_void) -
         Ok(d) => {
             d.notes().bind(Arc::as_ptr(&d).cast(), d.state.raw());
             // SAFETY: C passes a valid out-pointer.
-            unsafe { *cookie = Arc::into_raw(d).cast_mut().cast() };
+            unsafe { *cookie = cookie_of(d) };
             0
         }
         Err(e) => e.0,
@@ -141,22 +167,17 @@ pub unsafe extern "C" fn zbpf_rs_open(fflags: c_int, cookie: *mut *mut c_void) -
 }
 
 /// # Safety
-/// Called by the C side only, with the pointers its contract in
-/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
-/// objects, buffers of the stated sizes).
+/// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_close(cookie: *mut c_void) {
     let Some(dev) = device() else { return };
-    // SAFETY: the cdevpriv destructor passes the cookie from zbpf_rs_open,
-    // once.
-    let d = unsafe { Arc::from_raw(cookie.cast_const().cast::<Desc>()) };
+    // SAFETY: the cdevpriv destructor passes a live cookie, once, last.
+    let d = unsafe { take(cookie) };
     dev.close(d);
 }
 
 /// # Safety
-/// Called by the C side only, with the pointers its contract in
-/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
-/// objects, buffers of the stated sizes).
+/// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_read(
     cookie: *mut c_void,
@@ -164,16 +185,14 @@ pub unsafe extern "C" fn zbpf_rs_read(
     ioflag: c_int,
 ) -> c_int {
     let Some(dev) = device() else { return Errno::ENXIO.0 };
-    // SAFETY: C passes the cookie of an open descriptor.
+    // SAFETY: C passes a live cookie.
     let d = unsafe { desc(cookie) };
     let pid = crate::platform::UserCtx::pid(&KUser);
-    errno(dev.read(d, &mut KUio(uio), ioflag & O_NONBLOCK != 0, pid).map(|_| ()))
+    errno(dev.read(&d, &mut KUio(uio), ioflag & O_NONBLOCK != 0, pid).map(|_| ()))
 }
 
 /// # Safety
-/// Called by the C side only, with the pointers its contract in
-/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
-/// objects, buffers of the stated sizes).
+/// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_write(
     cookie: *mut c_void,
@@ -181,16 +200,14 @@ pub unsafe extern "C" fn zbpf_rs_write(
     _ioflag: c_int,
 ) -> c_int {
     let Some(dev) = device() else { return Errno::ENXIO.0 };
-    // SAFETY: C passes the cookie of an open descriptor.
+    // SAFETY: C passes a live cookie.
     let d = unsafe { desc(cookie) };
     let pid = crate::platform::UserCtx::pid(&KUser);
-    errno(dev.write(d, &mut KUio(uio), pid).map(|_| ()))
+    errno(dev.write(&d, &mut KUio(uio), pid).map(|_| ()))
 }
 
 /// # Safety
-/// Called by the C side only, with the pointers its contract in
-/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
-/// objects, buffers of the stated sizes).
+/// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_ioctl(
     cookie: *mut c_void,
@@ -206,18 +223,13 @@ pub unsafe extern "C" fn zbpf_rs_ioctl(
         // SAFETY: `data` is valid for `datalen` bytes during the call.
         unsafe { core::slice::from_raw_parts_mut(data, datalen) }
     };
-    // Attaching needs the descriptor's Arc: borrow the one behind the
-    // cookie without taking or dropping a reference.
-    // SAFETY: the cookie is the Arc pointer from zbpf_rs_open, alive until
-    // zbpf_rs_close, which cannot run during this call.
-    let d = ManuallyDrop::new(unsafe { Arc::from_raw(cookie.cast_const().cast::<Desc>()) });
+    // SAFETY: C passes a live cookie (attaching needs the Arc).
+    let d = unsafe { desc(cookie) };
     errno(dev.ioctl(&d, cmd, buf, &mut KUser))
 }
 
 /// # Safety
-/// Called by the C side only, with the pointers its contract in
-/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
-/// objects, buffers of the stated sizes).
+/// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_poll(
     cookie: *mut c_void,
@@ -229,20 +241,18 @@ pub unsafe extern "C" fn zbpf_rs_poll(
         // No descriptor: report what FreeBSD reports for a detached one.
         return (ev & crate::engine::POLL_DETACHED).bits();
     };
-    // SAFETY: C passes the cookie of an open descriptor.
+    // SAFETY: C passes a live cookie.
     let d = unsafe { desc(cookie) };
     let pid = crate::platform::UserCtx::pid(&KUser);
-    dev.poll(d, ev, pid, || d.notes().record(td)).bits()
+    dev.poll(&d, ev, pid, || d.notes().record(td)).bits()
 }
 
 /// # Safety
-/// Called by the C side only, with the pointers its contract in
-/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
-/// objects, buffers of the stated sizes).
+/// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_kqfilter(cookie: *mut c_void, kn: *mut ffi::knote) -> c_int {
     let Some(dev) = device() else { return Errno::ENXIO.0 };
-    // SAFETY: C passes the cookie of an open descriptor.
+    // SAFETY: C passes a live cookie.
     let d = unsafe { desc(cookie) };
     // SAFETY: `kn` is the knote d_kqfilter received.
     let filter = unsafe { ffi::zbpf_kpi_knote_filter(kn) };
@@ -260,9 +270,7 @@ pub unsafe extern "C" fn zbpf_rs_kqfilter(cookie: *mut c_void, kn: *mut ffi::kno
 }
 
 /// # Safety
-/// Called by the C side only, with the pointers its contract in
-/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
-/// objects, buffers of the stated sizes).
+/// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_kq_event(
     cookie: *mut c_void,
@@ -277,7 +285,7 @@ pub unsafe extern "C" fn zbpf_rs_kq_event(
     } else {
         crate::engine::KqFilter::Read
     };
-    match dev.with_state(d, |st| dev.kq_event(d, st, f)) {
+    match dev.with_state(&d, |st| dev.kq_event(&d, st, f)) {
         Some(n) => {
             // SAFETY: C passes a valid out-pointer.
             unsafe { *data = n };
@@ -288,9 +296,7 @@ pub unsafe extern "C" fn zbpf_rs_kq_event(
 }
 
 /// # Safety
-/// Called by the C side only, with the pointers its contract in
-/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
-/// objects, buffers of the stated sizes).
+/// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_timer(cookie: *mut c_void, token: u64) {
     // SAFETY: the callout is drained before the descriptor goes away.
@@ -299,15 +305,13 @@ pub unsafe extern "C" fn zbpf_rs_timer(cookie: *mut c_void, token: u64) {
     // (zbpf_kpi_notes_bind) and leaves releasing it to us.
     let st = unsafe { d.state.adopt() };
     match device() {
-        Some(dev) => dev.timer_fired_locked(d, st, token),
+        Some(dev) => dev.timer_fired_locked(&d, st, token),
         None => drop(st),
     }
 }
 
 /// # Safety
-/// Called by the C side only, with the pointers its contract in
-/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
-/// objects, buffers of the stated sizes).
+/// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_tap(tap: *mut c_void, pkt: *const ffi::zbpf_packet) -> c_int {
     let Some(dev) = device() else { return 0 };
@@ -342,9 +346,7 @@ pub unsafe extern "C" fn zbpf_rs_tap(tap: *mut c_void, pkt: *const ffi::zbpf_pac
 }
 
 /// # Safety
-/// Called by the C side only, with the pointers its contract in
-/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
-/// objects, buffers of the stated sizes).
+/// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_ifnet_departure(ifp: *mut ffi::ifnet) {
     let Some(dev) = device() else { return };
@@ -384,9 +386,7 @@ pub extern "C" fn zbpf_rs_sysctl_set(knob: c_int, value: c_int) -> c_int {
 }
 
 /// # Safety
-/// Called by the C side only, with the pointers its contract in
-/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
-/// objects, buffers of the stated sizes).
+/// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_stats(buf: *mut u8, len: usize, needed: *mut usize) -> c_int {
     let Some(dev) = device() else { return Errno::ENXIO.0 };
@@ -409,9 +409,7 @@ pub unsafe extern "C" fn zbpf_rs_stats(buf: *mut u8, len: usize, needed: *mut us
 }
 
 /// # Safety
-/// Called by the C side only, with the pointers its contract in
-/// `ffi/zbpf_kpi.h` describes (cookies from `zbpf_rs_open`, live kernel
-/// objects, buffers of the stated sizes).
+/// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_stats_write(buf: *const u8, len: usize) -> c_int {
     let Some(dev) = device() else { return Errno::ENXIO.0 };

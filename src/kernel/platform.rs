@@ -8,6 +8,7 @@ use core::ptr::NonNull;
 
 use super::ffi;
 use crate::abi::{dlt, Errno, Result, UserAddr, IFNAMSIZ};
+use crate::platform::epoch::EpochSection;
 use crate::platform::{
     Bintime, Counter, DescLock, GlobalLock, HeldPages, NetIf, Notes, Outgoing, Platform, ReadSink,
     Sleep, TapCookie, UserCtx, WriteSource,
@@ -483,7 +484,11 @@ unsafe impl Send for KPages {}
 // SAFETY: as above; writes are serialised by the descriptor lock.
 unsafe impl Sync for KPages {}
 
-impl HeldPages for KPages {
+// SAFETY: `kva` holds the direct-map address of each page `pages` holds
+// (wired by zbpf_kpi_hold_pages, released only in `drop`): page-aligned,
+// PAGE_SIZE bytes each, distinct, valid from every CPU, and user memory, so
+// no Rust object lives there; `page` indexes the fixed `kva`.
+unsafe impl HeldPages for KPages {
     fn count(&self) -> usize {
         self.kva.len()
     }
@@ -615,6 +620,17 @@ impl InNetEpoch {
     }
 }
 
+// SAFETY: a value exists only where `assume`'s caller is inside the network
+// epoch (the field is private), and net_epoch_wait waits for every section
+// of that epoch in progress.
+unsafe impl EpochSection for InNetEpoch {
+    fn wait_readers() {
+        // SAFETY: plain call; callers hold no spin or descriptor lock
+        // (EpochSection::wait_readers may sleep).
+        unsafe { ffi::zbpf_kpi_net_epoch_wait() }
+    }
+}
+
 fn bintime(f: unsafe extern "C" fn(*mut ffi::zbpf_bintime)) -> Bintime {
     let mut bt = ffi::zbpf_bintime { sec: 0, frac: 0 };
     // SAFETY: the shim fills the struct.
@@ -647,11 +663,6 @@ impl Platform for KernelPlatform {
         // SAFETY: plain call.
         let hz = unsafe { ffi::zbpf_kpi_hz() };
         u32::try_from(hz).unwrap_or(1000).max(1)
-    }
-
-    fn epoch_wait(&self) {
-        // SAFETY: plain call; callers hold no spin or descriptor lock.
-        unsafe { ffi::zbpf_kpi_net_epoch_wait() }
     }
 
     fn new_notes(&self) -> Result<KNotes> {

@@ -1,6 +1,30 @@
 //! A pointer read without locks inside an epoch section and replaced by
 //! writers who wait for the epoch before freeing the old value: how the
 //! delivery path reads filters and listener lists while ioctls change them.
+//!
+//! Only a platform's epoch guard opens a read:
+//!
+//! ```
+//! # #[cfg(feature = "hosted")] {
+//! use zbpf::hosted::platform::{HostedPlatform, NET_EPOCH};
+//! use zbpf::platform::epoch::EpochCell;
+//!
+//! let cell = EpochCell::<HostedPlatform, u32>::new(Some(Box::new(7)));
+//! let section = NET_EPOCH.enter();
+//! assert_eq!(cell.get(&section), Some(&7));
+//! NET_EPOCH.exit(section);
+//! # }
+//! ```
+//!
+//! and anything else is refused at compile time:
+//!
+//! ```compile_fail,E0308
+//! use zbpf::platform::{epoch::EpochCell, Platform};
+//!
+//! fn peek<P: Platform>(cell: &EpochCell<P, u32>) -> Option<&u32> {
+//!     cell.get(&()) // not an epoch section: does not compile
+//! }
+//! ```
 
 use alloc::boxed::Box;
 use core::marker::PhantomData;
@@ -9,36 +33,57 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use super::Platform;
 
-/// An optional boxed `T` with epoch-protected reads.
-pub struct EpochCell<T> {
+/// Proof that the caller is inside a read section of an epoch: the type of
+/// [`Platform::EpochGuard`].
+///
+/// # Safety
+/// Implementors promise that:
+/// - while a value of the type exists, a read section of one epoch is open
+///   (the value stands for it), and safe code cannot make a value any other
+///   way;
+/// - [`wait_readers`](Self::wait_readers) returns only after every read
+///   section of that epoch open when it was called has ended.
+///
+/// [`EpochCell`] relies on both: it frees a value only after
+/// `wait_readers`, and hands out references that borrow a guard.
+pub unsafe trait EpochSection {
+    /// Waits until every read section open now has ended. May sleep: call
+    /// without spin or descriptor locks held.
+    fn wait_readers();
+}
+
+/// An optional boxed `T` with epoch-protected reads, in the epoch of
+/// platform `P`.
+pub struct EpochCell<P: Platform, T> {
     ptr: AtomicPtr<T>,
     _owns: PhantomData<Box<T>>,
+    _epoch: PhantomData<fn() -> P>,
 }
 
 // SAFETY: the cell owns its `T` like a `Box<T>` and hands out only shared
 // references, so it is Send and Sync exactly when `T` is.
-unsafe impl<T: Send + Sync> Send for EpochCell<T> {}
+unsafe impl<P: Platform, T: Send + Sync> Send for EpochCell<P, T> {}
 // SAFETY: as above; concurrent readers get `&T`, which needs `T: Sync`.
-unsafe impl<T: Send + Sync> Sync for EpochCell<T> {}
+unsafe impl<P: Platform, T: Send + Sync> Sync for EpochCell<P, T> {}
 
 fn into_raw<T>(value: Option<Box<T>>) -> *mut T {
     value.map_or(ptr::null_mut(), Box::into_raw)
 }
 
-impl<T> EpochCell<T> {
+impl<P: Platform, T> EpochCell<P, T> {
     /// A cell holding `value`.
     pub fn new(value: Option<Box<T>>) -> Self {
-        EpochCell { ptr: AtomicPtr::new(into_raw(value)), _owns: PhantomData }
+        EpochCell { ptr: AtomicPtr::new(into_raw(value)), _owns: PhantomData, _epoch: PhantomData }
     }
 
     /// Reads the value inside an epoch section. The reference cannot
     /// outlive the section's guard.
-    pub fn get<'a, G>(&'a self, _section: &'a G) -> Option<&'a T> {
+    pub fn get<'a>(&'a self, _section: &'a P::EpochGuard) -> Option<&'a T> {
         let p = self.ptr.load(Ordering::Acquire);
-        // `replace` frees a value only after `epoch_wait`, which waits for
-        // every section that could have loaded it.
-        // SAFETY: non-null pointers come from `Box::into_raw`; `_section`
-        // keeps the caller's section open as long as the result lives.
+        // SAFETY: non-null pointers come from `Box::into_raw`. `replace`
+        // frees a value only after `wait_readers`, which waits for the
+        // section `_section` stands for, and the result borrows `_section`
+        // (EpochSection's contract).
         unsafe { p.as_ref() }
     }
 
@@ -51,12 +96,13 @@ impl<T> EpochCell<T> {
 
     /// Installs `value`, waits until no reader can still see the old one,
     /// then drops it. May sleep: call without spin or descriptor locks held.
-    pub fn replace<P: Platform>(&self, platform: &P, value: Option<Box<T>>) {
+    pub fn replace(&self, value: Option<Box<T>>) {
         let old = self.ptr.swap(into_raw(value), Ordering::AcqRel);
         if !old.is_null() {
-            platform.epoch_wait();
+            <P::EpochGuard as EpochSection>::wait_readers();
             // SAFETY: from `Box::into_raw`, unlinked by the swap (so no other
-            // `replace` gets it) and, after `epoch_wait`, held by no section.
+            // `replace` gets it) and, after `wait_readers`, held by no
+            // section (EpochSection's contract).
             drop(unsafe { Box::from_raw(old) });
         }
     }
@@ -67,7 +113,7 @@ impl<T> EpochCell<T> {
     }
 }
 
-impl<T> Drop for EpochCell<T> {
+impl<P: Platform, T> Drop for EpochCell<P, T> {
     fn drop(&mut self) {
         let p = *self.ptr.get_mut();
         if !p.is_null() {

@@ -18,6 +18,7 @@
 //! - per-call user access: copies, read/write transfers, held pages.
 
 pub mod epoch;
+pub mod pages;
 
 use core::ops::DerefMut;
 
@@ -219,7 +220,18 @@ impl TapCookie {
 
 /// A user buffer's pages, held (wired) and mapped for the kernel; released
 /// when dropped. Pages are not contiguous in the kernel's address space.
-pub trait HeldPages: Send + Sync {
+///
+/// # Safety
+/// The engine writes and reads through the pointers (`engine::zbuf`), so
+/// implementors promise, for as long as the value lives:
+/// - `page(i)` is `Some` exactly when `i < count()`, and always the same
+///   pointer for the same `i`;
+/// - each such pointer is PAGE_SIZE-aligned and valid for reads and writes
+///   of PAGE_SIZE bytes, from any thread;
+/// - no two pages overlap, and no page overlaps memory Rust code owns or
+///   borrows: the only other party is the user process, which may read and
+///   write the pages at any time (so the engine reads them only atomically).
+pub unsafe trait HeldPages: Send + Sync {
     /// Number of pages.
     fn count(&self) -> usize;
     /// The kernel mapping of page `index` (PAGE_SIZE bytes), or `None` past
@@ -274,7 +286,7 @@ pub trait Platform: Sized + Send + Sync + 'static {
     /// Held user pages.
     type Pages: HeldPages;
     /// Proof that the caller is inside an epoch read section.
-    type EpochGuard;
+    type EpochGuard: epoch::EpochSection;
 
     /// Uptime, full precision (`binuptime`).
     fn uptime(&self) -> Bintime;
@@ -288,8 +300,11 @@ pub trait Platform: Sized + Send + Sync + 'static {
     /// Waits until every epoch read section in progress has ended. The
     /// sections themselves are opened by whoever delivers packets (in the
     /// kernel, the C wrappers enter the network epoch), which proves it by
-    /// passing an [`EpochGuard`](Self::EpochGuard).
-    fn epoch_wait(&self);
+    /// passing an [`EpochGuard`](Self::EpochGuard), whose
+    /// [`wait_readers`](epoch::EpochSection::wait_readers) this is.
+    fn epoch_wait(&self) {
+        <Self::EpochGuard as epoch::EpochSection>::wait_readers()
+    }
 
     /// New notification resources for a descriptor.
     fn new_notes(&self) -> Result<Self::Notes>;

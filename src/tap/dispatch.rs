@@ -11,28 +11,22 @@
 //! new program runs by itself until the tap is republished with a new
 //! dispatcher.
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::mem::MaybeUninit;
 
-use crate::filter::{NativeCode, NativeEntry};
+use crate::filter::{Dispatchable, Dispatcher};
 use crate::platform::Platform;
 
 /// Readers per group, and so per dispatcher.
-#[cfg(target_arch = "x86_64")]
 pub(crate) const GROUP: usize = crate::filter::jit::DISPATCH_SLOTS;
-#[cfg(not(target_arch = "x86_64"))]
-pub(crate) const GROUP: usize = 32;
 
-/// One group's dispatcher and what it calls in each slot.
+/// One group's dispatcher and the filter generation of each slot.
 pub(crate) struct Group {
-    /// The dispatcher, kept mapped by its owner.
-    code: (NativeEntry, Arc<dyn NativeCode>),
+    /// The dispatcher, which keeps the code it calls mapped.
+    code: Dispatcher,
     /// Per reader of the group: the filter generation its slot's program
     /// belongs to, or `None` for a slot without a program.
     slots: Vec<Option<u64>>,
-    /// Keeps the code the slots call mapped while the dispatcher may run.
-    _held: Vec<Arc<dyn NativeCode>>,
 }
 
 impl Group {
@@ -42,17 +36,15 @@ impl Group {
     /// (nothing to gain) or the platform cannot run native code.
     pub(crate) fn build<P: Platform>(
         platform: &P,
-        codes: Vec<Option<(Arc<dyn NativeCode>, u64)>>,
+        codes: Vec<Option<(Dispatchable, u64)>>,
     ) -> Option<Group> {
         if codes.len() > GROUP || codes.iter().flatten().count() < 2 {
             return None;
         }
-        let targets: Vec<Option<u64>> =
-            codes.iter().map(|c| c.as_ref().map(|(c, _)| c.entry() as usize as u64)).collect();
-        let code = compile(platform, &targets)?;
         let slots = codes.iter().map(|c| c.as_ref().map(|&(_, gen)| gen)).collect();
-        let held = codes.into_iter().flatten().map(|(c, _)| c).collect();
-        Some(Group { code: (code.entry(), code), slots, _held: held })
+        let programs = codes.into_iter().map(|c| c.map(|(code, _)| code)).collect();
+        let code = Dispatcher::new(programs, |compiled| platform.native_code(compiled))?;
+        Some(Group { code, slots })
     }
 
     /// How many programs the dispatcher calls.
@@ -71,17 +63,8 @@ impl Group {
         wirelen: u32,
         out: &'a mut Answers,
     ) -> impl Iterator<Item = (u64, u64)> + 'a {
-        let (entry, _owner) = &self.code;
-        // The dispatcher calls each slot's program, which reads only
-        // head[..head.len()] and gets no scratch memory, and writes out[i]
-        // for every slot, all within `out` (slots.len() <= GROUP).
-        // SAFETY: `entry` is compile_dispatch's code for `slots`, kept mapped
-        // by `_owner`; every program it calls is kept mapped by `_held`.
-        unsafe { entry(head.as_ptr(), head.len() as u64, wirelen, out.as_mut_ptr().cast()) };
-        self.slots.iter().zip(out.iter()).map(|(&gen, answer)| {
-            // SAFETY: the dispatcher wrote the answer of every slot.
-            (gen.unwrap_or(u64::MAX), unsafe { answer.assume_init() })
-        })
+        let answers = self.code.run(head, wirelen, out);
+        self.slots.iter().zip(answers).map(|(&gen, &answer)| (gen.unwrap_or(u64::MAX), answer))
     }
 }
 
@@ -92,16 +75,6 @@ pub(crate) type Answers = [MaybeUninit<u64>; GROUP];
 #[inline]
 pub(crate) fn answers() -> Answers {
     [MaybeUninit::uninit(); GROUP]
-}
-
-#[cfg(target_arch = "x86_64")]
-fn compile<P: Platform>(platform: &P, targets: &[Option<u64>]) -> Option<Arc<dyn NativeCode>> {
-    platform.native_code(&crate::filter::jit::compile_dispatch(targets)?)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn compile<P: Platform>(_: &P, _: &[Option<u64>]) -> Option<Arc<dyn NativeCode>> {
-    None
 }
 
 #[cfg(all(test, feature = "hosted"))]
@@ -159,7 +132,7 @@ mod tests {
         let d = sim.descriptor(b).expect("open");
         d.filter_gen.fetch_add(1, Ordering::Release);
         let program = sim.bpf().program(&udp).expect("valid");
-        d.rfilter.replace(&sim.bpf().platform, Some(Box::new(program)));
+        d.rfilter.replace(Some(Box::new(program)));
         // A UDP frame: the old dispatcher ran "tcp" for B and rejected it.
         sim.receive(&iface, &traffic::fixed(1, 64)[0]);
         assert_eq!(d.counters().matched.fetch(), 1, "B's new filter decides");

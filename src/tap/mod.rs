@@ -12,6 +12,8 @@
 //! accepted packets lock one descriptor at a time; wakeups happen after
 //! that lock is dropped.
 
+#![forbid(unsafe_code)]
+
 mod dispatch;
 
 use alloc::boxed::Box;
@@ -41,7 +43,7 @@ pub struct Tap<P: Platform> {
     dlt: u32,
     link_hdrlen: u32,
     record_hdrlen: usize,
-    readers: EpochCell<Readers<P>>,
+    readers: EpochCell<P, Readers<P>>,
     dying: AtomicBool,
 }
 
@@ -137,7 +139,7 @@ pub struct Registry<P: Platform> {
 }
 
 /// The taps that have readers, as published for the delivery path.
-pub(crate) type ActiveTaps<P> = EpochCell<Vec<Arc<Tap<P>>>>;
+pub(crate) type ActiveTaps<P> = EpochCell<P, Vec<Arc<Tap<P>>>>;
 
 impl<P: Platform> Registry<P> {
     pub(crate) fn new() -> Self {
@@ -175,10 +177,10 @@ impl<P: Platform> Registry<P> {
             }
             Box::new(Readers { list, groups })
         });
-        entry.tap.readers.replace(platform, readers);
+        entry.tap.readers.replace(readers);
         let taps: Vec<Arc<Tap<P>>> =
             self.entries.iter().filter(|e| !e.readers.is_empty()).map(|e| e.tap.clone()).collect();
-        active.replace(platform, (!taps.is_empty()).then(|| Box::new(taps)));
+        active.replace((!taps.is_empty()).then(|| Box::new(taps)));
     }
 }
 

@@ -4,8 +4,8 @@
 //! per program.
 //!
 //! ```sh
-//! cargo bench --features hosted --bench filter            # measure
-//! cargo bench --features hosted --bench filter -- --test  # run each once
+//! cargo bench -p zbpf-bench --bench filter            # measure
+//! cargo bench -p zbpf-bench --bench filter -- --test  # run each once
 //! ```
 //!
 //! One criterion iteration is one packet: the packets are taken in turn
@@ -13,14 +13,12 @@
 //! both machines run every program over every packet and must agree on
 //! every verdict; the bench panics otherwise.
 
-#[path = "../../src/bin/zbpf-bench/workload.rs"]
-mod workload;
-
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
+use zbpf_bench::workload;
 
 /// Samples (iterations, elapsed) of one program on one machine.
 type Samples = RefCell<Vec<(u64, Duration)>>;

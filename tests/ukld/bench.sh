@@ -2,7 +2,7 @@
 # The real module's cost per packet delivered, beside the simulator's, for
 # `make bench` (after zbpf-bench wrote the report):
 #
-# 1. the simulator's figures: zbpf-bench --deliver (src/bin/zbpf-bench/
+# 1. the simulator's figures: zbpf-bench --deliver (tests/bench/src/
 #    deliver.rs), bursts through Sim::receive_burst;
 # 2. the same bursts through the shipped zbpf.ko loaded by the userspace kld
 #    harness (tests/ukld/ukld_bench.c, built by tests/ukld/build.sh);
@@ -10,7 +10,7 @@
 #    (userspace kld harness)" at the end of REPORT (replacing an older one).
 #
 # Usage: tests/ukld/bench.sh [REPORT]   (default tests/bench/benchmarks.md)
-# Environment: FEATURES (default hosted), UKLD_KO (default target/ko/zbpf.ko).
+# Environment: UKLD_KO (default target/ko/zbpf.ko).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -23,7 +23,7 @@ mkdir -p "$out"
 
 [[ -f "$ko" ]] || bash scripts/build-ko.sh
 bash tests/ukld/build.sh >/dev/null
-cargo build --quiet --release --features "${FEATURES:-hosted},bench" --bin zbpf-bench
+cargo build --quiet --release -p zbpf-bench --bin zbpf-bench
 target/release/zbpf-bench --deliver >"$out/deliver-sim.tsv"
 status=0
 cmd="target/ukld/ukld_bench --ko $ko --sim $out/deliver-sim.tsv"
@@ -45,7 +45,7 @@ fi
     echo
     echo "The figures above run the engine in the simulator. Here the shipped \`$ko\` itself (its C shims, its Rust engine, the calls between them) receives the same bursts, loaded into a Linux process by the userspace kld harness (\`tests/ukld\`: not FreeBSD, an emulation of the kernel's interfaces built on FreeBSD 15.0's headers). One Ethernet interface, 1 or 8 descriptors attached with an accept-all filter (\`ret #65535\`, whole frames captured), default timestamps, two 1 MiB buffers each (\`maxbufsize\` raised to 1 MiB), BUFFER mode drained by non-blocking read(2), ZBUF mode by acknowledging the shared buffers. Each burst is one and a half buffers' worth of one frame repeated; only the burst is timed, the drain after it is not. Median of 21 bursts after 3 of warm-up. Every descriptor saw every packet (records counted after each burst) and BIOCGSTATS says all were received and none dropped; the run fails otherwise."
     echo
-    echo "Real module: \`ukk_if_input_burst\` hands each frame, as a fresh one-mbuf packet, to the interface's if_input, which the module has replaced with its wrapper (\`zbpf_input\`, kmod/zbpf_dev.c → \`zbpf_rs_tap\`, src/kernel/entry.rs → the engine → the shims of kmod/zbpf_kpi.c); the wrapper then calls the emulated driver's own if_input, which frees the mbuf (as ether_input ends up doing), so the mbuf cannot be built once and reused: building it (allocation, copy of the frame) and freeing it are in the module's figure. The column \"mbuf + driver\" is the same burst with no descriptor attached (the driver's if_input unwrapped): that part is the emulation's and any driver's, not the module's. Simulator: \`zbpf-bench --deliver\` (src/bin/zbpf-bench/deliver.rs), the same configurations through \`Sim::receive_burst\`, frames handed over as byte slices (no mbuf). Both run the module's and the engine's code as built: the harness's emulation is compiled with -O1, the module and the simulator in release mode."
+    echo "Real module: \`ukk_if_input_burst\` hands each frame, as a fresh one-mbuf packet, to the interface's if_input, which the module has replaced with its wrapper (\`zbpf_input\`, kmod/zbpf_dev.c → \`zbpf_rs_tap\`, src/kernel/entry.rs → the engine → the shims of kmod/zbpf_kpi.c); the wrapper then calls the emulated driver's own if_input, which frees the mbuf (as ether_input ends up doing), so the mbuf cannot be built once and reused: building it (allocation, copy of the frame) and freeing it are in the module's figure. The column \"mbuf + driver\" is the same burst with no descriptor attached (the driver's if_input unwrapped): that part is the emulation's and any driver's, not the module's. Simulator: \`zbpf-bench --deliver\` (tests/bench/src/deliver.rs), the same configurations through \`Sim::receive_burst\`, frames handed over as byte slices (no mbuf). Both run the module's and the engine's code as built: the harness's emulation is compiled with -O1, the module and the simulator in release mode."
     echo
     echo '```sh'
     echo "bash tests/ukld/bench.sh   # run by make bench; it runs:"

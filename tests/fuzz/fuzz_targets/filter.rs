@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let (code, rest) = rest.split_at(n * 8);
-    let insns: Vec<BpfInsn> = code.chunks_exact(8).map(BpfInsn::decode).collect();
+    let insns: Vec<BpfInsn> = code.chunks_exact(8).filter_map(BpfInsn::decode).collect();
     let (cuts, packet) = rest.split_at(2);
     let wirelen = packet.len() as u32 ^ u32::from(cuts[0]);
     let Ok(prog) = Program::new(&insns) else { return };

@@ -401,7 +401,7 @@ impl World {
         match cmd {
             BIOCGDLTLIST => {
                 if let Some(b) = &before {
-                    let l = BpfDltList::decode(b);
+                    let l = BpfDltList::decode(b).unwrap_or_default();
                     self.lent.push((l.bfl_list.0, 4 * l.bfl_len.min(1 << 20) as usize));
                 }
             }
@@ -409,7 +409,7 @@ impl World {
                 // The headers are zeroed as soon as a buffer is held, even
                 // when the call then fails (as FreeBSD's zbuf_setup does).
                 if let Some(b) = &before {
-                    let z = BpfZbuf::decode(b);
+                    let z = BpfZbuf::decode(b).unwrap_or_default();
                     self.lent.push((z.bz_bufa.0, ZBUF_HEADER));
                     self.lent.push((z.bz_bufb.0, ZBUF_HEADER));
                 }
@@ -433,19 +433,19 @@ impl World {
                 s.records_read = c.matched.fetch() - c.dropped.fetch();
             }
             BIOCSETZBUF => {
-                let z = BpfZbuf::decode(&before.unwrap());
+                let z = BpfZbuf::decode(&before.unwrap()).unwrap_or_default();
                 s.zbufs = Some(([z.bz_bufa.0, z.bz_bufb.0], z.bz_buflen as usize));
                 assert!(s.zbuf_mode, "BIOCSETZBUF succeeded in BUFFER mode");
             }
             BIOCGSTATS => {
-                let st = BpfStat::decode(&after());
+                let st = BpfStat::decode(&after()).unwrap_or_default();
                 let d = s.desc.upgrade().unwrap();
                 let c = d.counters();
                 assert_eq!(st.bs_recv, c.received.fetch() as u32, "BIOCGSTATS received");
                 assert_eq!(st.bs_drop, c.dropped.fetch() as u32, "BIOCGSTATS dropped");
             }
             BIOCGETZNEXT | BIOCROTZBUF => {
-                let z = BpfZbuf::decode(&after());
+                let z = BpfZbuf::decode(&after()).unwrap_or_default();
                 if !z.bz_bufa.is_null() {
                     let (bufs, len) = s.zbufs.expect("a zero-copy buffer named without any set");
                     assert!(bufs.contains(&z.bz_bufa.0), "named {:#x}, not ours", z.bz_bufa.0);
@@ -480,12 +480,12 @@ impl World {
         // The kernel writes through or holds the pointers inside these two:
         // keep those pointers in memory the harness owns.
         if cmd == BIOCGDLTLIST && arg.len() >= BpfDltList::SIZE {
-            let mut l = BpfDltList::decode(&arg);
+            let mut l = BpfDltList::decode(&arg).unwrap_or_default();
             l.bfl_list = UserAddr(self.addr(u)?);
             l.encode(&mut arg);
         }
         if cmd == BIOCSETZBUF && arg.len() >= BpfZbuf::SIZE {
-            let mut z = BpfZbuf::decode(&arg);
+            let mut z = BpfZbuf::decode(&arg).unwrap_or_default();
             z.bz_bufa = UserAddr(self.addr(u)?);
             z.bz_bufb = UserAddr(self.addr(u)?);
             z.encode(&mut arg);
@@ -543,7 +543,7 @@ impl World {
             _ => {
                 let n = u.int_in_range(1..=12)?;
                 (0..n)
-                    .map(|_| Ok(BpfInsn::decode(&u.arbitrary::<[u8; 8]>()?)))
+                    .map(|_| Ok(BpfInsn::decode(&u.arbitrary::<[u8; 8]>()?).unwrap_or_default()))
                     .collect::<UResult<_>>()?
             }
         };
@@ -590,7 +590,7 @@ impl World {
         let addr = self.arg_addr(u)?;
         let cmd = if u.arbitrary()? { BIOCGETZNEXT } else { BIOCROTZBUF };
         self.ioctl(slot, fd, cmd, addr, &[]);
-        let named = read_user(addr, BpfZbuf::SIZE).map(|b| BpfZbuf::decode(&b));
+        let named = read_user(addr, BpfZbuf::SIZE).and_then(|b| BpfZbuf::decode(&b));
         if let Some(z) = named.filter(|z| !z.bz_bufa.is_null()) {
             // Read the records the way a careful consumer does.
             let len = (z.bz_buflen as usize).min(SPAN);

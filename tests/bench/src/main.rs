@@ -18,30 +18,20 @@
 //! cannot run or when two things that must agree do not (filter verdicts,
 //! packets captured, counters).
 //!
-//! Its modules live in `src/bin/zbpf-bench/`; `workload.rs` is shared with
-//! the criterion bench `tests/bench/filter.rs`.
+//! Its modules live next to this file; `workload.rs`, in the package's
+//! library, is shared with the criterion bench `tests/bench/filter.rs`.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-#[path = "zbpf-bench/alloc.rs"]
 mod alloc;
-#[path = "zbpf-bench/capture.rs"]
 mod capture;
-#[path = "zbpf-bench/deliver.rs"]
 mod deliver;
-#[path = "zbpf-bench/filter.rs"]
 mod filter;
-#[path = "zbpf-bench/memory.rs"]
 mod memory;
-#[path = "zbpf-bench/plot.rs"]
 mod plot;
-#[path = "zbpf-bench/report.rs"]
 mod report;
-#[path = "zbpf-bench/scale.rs"]
 mod scale;
-#[path = "zbpf-bench/workload.rs"]
-mod workload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -10,7 +10,7 @@ use crate::capture::{Consumer, Pipe, Row};
 use crate::filter::FilterResult;
 use crate::memory::MemoryRow;
 use crate::scale::{DispatchRow, ScaleRow};
-use crate::workload::geomean;
+use zbpf_bench::workload::geomean;
 
 /// The machine the figures come from.
 #[derive(Clone, Debug)]
@@ -342,7 +342,7 @@ impl Results {
         );
         let _ = writeln!(
             s,
-            "It builds the suite (`src/bin/zbpf-bench.rs`, feature `bench`) in release mode, \
+            "It builds the suite (package `zbpf-bench`, `tests/bench`) in release mode, \
              runs the callgrind cache simulation (`scripts/bench-cachesim.sh`), runs every \
              benchmark, and writes this file and `benchmarks.png`. Everything runs in the \
              userspace simulator (feature `hosted`): the same engine as the kernel module, on \

@@ -85,6 +85,11 @@ impl Mix {
         self.index.len()
     }
 
+    /// Whether it holds no packet.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
     /// Captured bytes in all.
     pub fn bytes(&self) -> usize {
         self.data.len()
@@ -98,7 +103,7 @@ impl Mix {
 
 /// The test traces' folder.
 pub fn trace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pcap")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/pcap")
 }
 
 /// Every non-empty Ethernet packet of every test trace, file by file in

@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use crate::workload::{self, Filter, Mix};
+use zbpf_bench::workload::{self, Filter, Mix};
 
 /// One program's result.
 #[derive(Clone, Debug)]
