@@ -7,7 +7,7 @@
 #
 # Other targets (Linux), each one stage of `make test` or a tool:
 #   deps demo bench bench-smoke fmt clippy unit abi-check ko ukld man lint
-#   libpcap kit sim
+#   libpcap kit sim fuzz
 # `make demo ARGS="--filter 'udp port 53'"` passes arguments; `make bench`
 # runs the benchmark suite and writes tests/bench/benchmarks.md.
 # This file works with GNU make and with FreeBSD's make; the work is in
@@ -15,7 +15,7 @@
 
 ARGS ?=
 
-run test deps demo bench bench-smoke fmt clippy unit abi-check ko ukld man lint libpcap kit sim:
+run test deps demo bench bench-smoke fmt clippy unit abi-check ko ukld man lint libpcap kit sim fuzz:
 	@sh scripts/task.sh $@ $(ARGS)
 
-.PHONY: run test deps demo bench bench-smoke fmt clippy unit abi-check ko ukld man lint libpcap kit sim
+.PHONY: run test deps demo bench bench-smoke fmt clippy unit abi-check ko ukld man lint libpcap kit sim fuzz

@@ -51,6 +51,8 @@ ko() {
 # The shipped zbpf.ko loaded and run by the userspace kld harness, with the
 # kit's checks against it (tests/ukld/run.sh).
 ukld() { bash tests/ukld/run.sh; }
+# Every fuzz target for a bounded time (SECONDS each, default 30).
+fuzz() { bash scripts/fuzz.sh "${1:-30}"; }
 man() { mandoc -T lint -W warning kmod/zbpf.4 && echo "zbpf.4: no mandoc warnings"; }
 lint() {
     shellcheck scripts/*.sh scripts/freebsd/*.sh scripts/libpcap/*.sh tests/sim/*.sh \
@@ -120,6 +122,7 @@ test)
     stage libpcap libpcap
     stage kit kit
     stage sim sim
+    stage fuzz fuzz
     if [ -n "$failed" ]; then
         echo "make test: FAILED stages:$failed ($(($(date +%s) - start)) s)"
         exit 1
@@ -141,8 +144,9 @@ bench-smoke) deps && bench_smoke ;;
 libpcap) deps && libpcap ;;
 kit) deps && kit ;;
 sim) deps && sim ;;
+fuzz) deps && fuzz "$@" ;;
 *)
-    echo "usage: make {run|test|deps|demo|bench|bench-smoke|fmt|clippy|unit|abi-check|ko|ukld|man|lint|libpcap|kit|sim}" >&2
+    echo "usage: make {run|test|deps|demo|bench|bench-smoke|fmt|clippy|unit|abi-check|ko|ukld|man|lint|libpcap|kit|sim|fuzz}" >&2
     exit 2
     ;;
 esac

@@ -337,7 +337,7 @@ fn immediate_mode() {
 #[test]
 fn non_blocking_reads() {
     assert_eq!(Errno::EWOULDBLOCK, Errno::EAGAIN);
-    assert_eq!(Errno::EWOULDBLOCK.0, 35);
+    assert_eq!(Errno::EWOULDBLOCK.get(), 35);
     let sim = Sim::new();
     let eth = ether(&sim, "eth0");
     let fd = sim.open(oflags::O_RDWR | oflags::O_NONBLOCK).expect("open");

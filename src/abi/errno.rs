@@ -2,10 +2,14 @@
 
 use core::fmt;
 
-/// An errno as FreeBSD's bpf returns it.
+/// An errno as FreeBSD's bpf returns it: one of FreeBSD's values (1 to
+/// `ELAST`, or the kernel-only `ERESTART`), never anything else.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(transparent)]
-pub struct Errno(pub i32);
+pub struct Errno(i32);
+
+/// FreeBSD's largest errno (sys/errno.h, 14.x and 15.0).
+pub const ELAST: i32 = 97;
 
 macro_rules! errnos {
     ($($name:ident = $v:literal, $text:literal;)*) => {
@@ -52,6 +56,20 @@ errnos! {
 impl Errno {
     /// `EWOULDBLOCK` is `EAGAIN`.
     pub const EWOULDBLOCK: Errno = Errno::EAGAIN;
+
+    /// The errno `value`, if FreeBSD has one of that value.
+    pub const fn new(value: i32) -> Option<Errno> {
+        if (value >= 1 && value <= ELAST) || value == Errno::ERESTART.0 {
+            Some(Errno(value))
+        } else {
+            None
+        }
+    }
+
+    /// The number.
+    pub const fn get(self) -> i32 {
+        self.0
+    }
 }
 
 impl fmt::Debug for Errno {
@@ -68,3 +86,21 @@ impl fmt::Display for Errno {
 
 /// The result of a device operation.
 pub type Result<T> = core::result::Result<T, Errno>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_freebsd_values() {
+        assert_eq!(Errno::new(22), Some(Errno::EINVAL));
+        assert_eq!(Errno::new(-1), Some(Errno::ERESTART));
+        assert_eq!(Errno::new(ELAST).map(Errno::get), Some(ELAST));
+        for bad in [0, ELAST + 1, -2, i32::MIN, i32::MAX] {
+            assert_eq!(Errno::new(bad), None, "{bad}");
+        }
+        for &(name, value) in ERRNO_TABLE {
+            assert_eq!(Errno::new(value).map(Errno::name), Some(name));
+        }
+    }
+}

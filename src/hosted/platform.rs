@@ -36,7 +36,7 @@ impl<T> HostedLock<T> {
     /// Posts a simulated signal: an interruptible sleep ends with EINTR.
     pub fn interrupt(&self) {
         let _g = relock(self.data.lock());
-        self.signal.store(Errno::EINTR.0, Ordering::SeqCst);
+        self.signal.store(Errno::EINTR.get(), Ordering::SeqCst);
         self.cv.notify_all();
     }
 }
@@ -72,7 +72,7 @@ impl<T: Send> DescLock<T> for HostedLock<T> {
             if interruptible {
                 let sig = self.signal.swap(0, Ordering::SeqCst);
                 if sig != 0 {
-                    return (guard, Sleep::Interrupted(Errno(sig)));
+                    return (guard, Sleep::Interrupted(Errno::new(sig).unwrap_or(Errno::EINTR)));
                 }
             }
             if self.wakeups.load(Ordering::SeqCst) != start {

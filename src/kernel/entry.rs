@@ -77,7 +77,7 @@ unsafe fn take(cookie: *mut c_void) -> Arc<Desc> {
 fn errno(r: crate::abi::Result<()>) -> c_int {
     match r {
         Ok(()) => 0,
-        Err(e) => e.0,
+        Err(e) => e.get(),
     }
 }
 
@@ -96,7 +96,7 @@ pub extern "C" fn zbpf_rs_load() -> c_int {
     {
         // SAFETY: `dev` was just created and never shared.
         drop(unsafe { Box::from_raw(dev) });
-        return Errno::EBUSY.0;
+        return Errno::EBUSY.get();
     }
     0
 }
@@ -120,7 +120,7 @@ pub extern "C" fn zbpf_rs_quiesce(unloading: c_int) -> c_int {
              wrapped it after zbpf, or its driver calls if_input outside the network epoch); \
              unload the other module or destroy the interface first");
     }
-    Errno::EBUSY.0
+    Errno::EBUSY.get()
 }
 
 #[no_mangle]
@@ -150,9 +150,9 @@ pub extern "C" fn zbpf_rs_choose_replace(
 /// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_open(fflags: c_int, cookie: *mut *mut c_void) -> c_int {
-    let Some(dev) = device() else { return Errno::ENXIO.0 };
+    let Some(dev) = device() else { return Errno::ENXIO.get() };
     if UNLOADING.load(Ordering::SeqCst) {
-        return Errno::ENXIO.0;
+        return Errno::ENXIO.get();
     }
     let pid = crate::platform::UserCtx::pid(&KUser);
     match dev.open(fflags & FREAD != 0, pid) {
@@ -162,7 +162,7 @@ pub unsafe extern "C" fn zbpf_rs_open(fflags: c_int, cookie: *mut *mut c_void) -
             unsafe { *cookie = cookie_of(d) };
             0
         }
-        Err(e) => e.0,
+        Err(e) => e.get(),
     }
 }
 
@@ -184,7 +184,7 @@ pub unsafe extern "C" fn zbpf_rs_read(
     uio: *mut ffi::uio,
     ioflag: c_int,
 ) -> c_int {
-    let Some(dev) = device() else { return Errno::ENXIO.0 };
+    let Some(dev) = device() else { return Errno::ENXIO.get() };
     // SAFETY: C passes a live cookie.
     let d = unsafe { desc(cookie) };
     let pid = crate::platform::UserCtx::pid(&KUser);
@@ -199,7 +199,7 @@ pub unsafe extern "C" fn zbpf_rs_write(
     uio: *mut ffi::uio,
     _ioflag: c_int,
 ) -> c_int {
-    let Some(dev) = device() else { return Errno::ENXIO.0 };
+    let Some(dev) = device() else { return Errno::ENXIO.get() };
     // SAFETY: C passes a live cookie.
     let d = unsafe { desc(cookie) };
     let pid = crate::platform::UserCtx::pid(&KUser);
@@ -215,7 +215,7 @@ pub unsafe extern "C" fn zbpf_rs_ioctl(
     data: *mut u8,
     datalen: usize,
 ) -> c_int {
-    let Some(dev) = device() else { return Errno::ENXIO.0 };
+    let Some(dev) = device() else { return Errno::ENXIO.get() };
     // The generic ioctl layer gives a kernel buffer of IOCPARM_LEN(cmd).
     let buf: &mut [u8] = if data.is_null() || datalen == 0 {
         &mut []
@@ -251,7 +251,7 @@ pub unsafe extern "C" fn zbpf_rs_poll(
 /// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_kqfilter(cookie: *mut c_void, kn: *mut ffi::knote) -> c_int {
-    let Some(dev) = device() else { return Errno::ENXIO.0 };
+    let Some(dev) = device() else { return Errno::ENXIO.get() };
     // SAFETY: C passes a live cookie.
     let d = unsafe { desc(cookie) };
     // SAFETY: `kn` is the knote d_kqfilter received.
@@ -265,7 +265,7 @@ pub unsafe extern "C" fn zbpf_rs_kqfilter(cookie: *mut c_void, kn: *mut ffi::kno
             d.notes().knote_attach(kn, which as c_int);
             0
         }
-        Err(e) => e.0,
+        Err(e) => e.get(),
     }
 }
 
@@ -380,8 +380,8 @@ fn knob_of(knob: c_int) -> Option<Knob> {
 
 #[no_mangle]
 pub extern "C" fn zbpf_rs_sysctl_set(knob: c_int, value: c_int) -> c_int {
-    let Some(dev) = device() else { return Errno::ENXIO.0 };
-    let Some(k) = knob_of(knob) else { return Errno::EINVAL.0 };
+    let Some(dev) = device() else { return Errno::ENXIO.get() };
+    let Some(k) = knob_of(knob) else { return Errno::EINVAL.get() };
     errno(dev.config.set(k, value))
 }
 
@@ -389,7 +389,7 @@ pub extern "C" fn zbpf_rs_sysctl_set(knob: c_int, value: c_int) -> c_int {
 /// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_stats(buf: *mut u8, len: usize, needed: *mut usize) -> c_int {
-    let Some(dev) = device() else { return Errno::ENXIO.0 };
+    let Some(dev) = device() else { return Errno::ENXIO.get() };
     let records: Vec<XbpfD> = dev.stats();
     let want = records.len() * XbpfD::SIZE;
     // SAFETY: C passes a valid out-pointer.
@@ -398,7 +398,7 @@ pub unsafe extern "C" fn zbpf_rs_stats(buf: *mut u8, len: usize, needed: *mut us
         return 0;
     }
     if len < want {
-        return Errno::ENOMEM.0;
+        return Errno::ENOMEM.get();
     }
     // SAFETY: `buf` is valid for `len` >= `want` bytes.
     let out = unsafe { core::slice::from_raw_parts_mut(buf, want) };
@@ -412,9 +412,9 @@ pub unsafe extern "C" fn zbpf_rs_stats(buf: *mut u8, len: usize, needed: *mut us
 /// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
 pub unsafe extern "C" fn zbpf_rs_stats_write(buf: *const u8, len: usize) -> c_int {
-    let Some(dev) = device() else { return Errno::ENXIO.0 };
+    let Some(dev) = device() else { return Errno::ENXIO.get() };
     if buf.is_null() {
-        return Errno::EINVAL.0;
+        return Errno::EINVAL.get();
     }
     // SAFETY: `buf` is valid for `len` bytes.
     let new = unsafe { core::slice::from_raw_parts(buf, len) };

@@ -19,7 +19,8 @@ fn check(err: i32) -> Result<()> {
     if err == 0 {
         Ok(())
     } else {
-        Err(Errno(err))
+        // An unknown value from the kernel is still an error.
+        Err(Errno::new(err).unwrap_or(Errno::EIO))
     }
 }
 
@@ -105,8 +106,8 @@ impl<T: Send> DescLock<T> for KMutex<T> {
         };
         let how = match err {
             0 => Sleep::Woken,
-            e if e == Errno::EWOULDBLOCK.0 => Sleep::TimedOut,
-            e => Sleep::Interrupted(Errno(e)),
+            e if e == Errno::EWOULDBLOCK.get() => Sleep::TimedOut,
+            e => Sleep::Interrupted(Errno::new(e).unwrap_or(Errno::EINTR)),
         };
         (guard, how)
     }
