@@ -8,8 +8,8 @@
 //! | [`abi`] | FreeBSD's user ABI: ioctl numbers, structures, constants |
 //! | [`packet`] | a packet's bytes: contiguous or a segment chain |
 //! | [`filter`] | the classic BPF machine: validate, pre-decode, execute |
-//! | [`engine`] | one descriptor: buffers, capture, ioctls, read, write, poll |
-//! | [`tap`] | who listens on which interface; delivery of one packet |
+//! | [`engine`] | the device and its descriptors: attach, buffers, capture, ioctls, read, write, poll |
+//! | [`tap`] | one interface's readers; the offer of one packet to them |
 //! | [`platform`] | the narrow interface to the host |
 //! | `kernel` (feature `kmod`) | the FreeBSD kernel as the host |
 //! | `hosted` (feature `hosted`) | userspace as the host: simulator and tools |

@@ -457,6 +457,33 @@ fn write_errors() {
     assert_eq!(lo.wire()[1].bytes, big[..16_384]);
 }
 
+/// M_BCAST/M_MCAST come from the written Ethernet destination, as
+/// bpf_movein sets them; a link type without Ethernet addresses has neither.
+#[test]
+fn written_frames_carry_the_destinations_cast() {
+    use zbpf::platform::Cast;
+    let sim = Sim::new();
+    let eth = ether(&sim, "eth0");
+    let lo = sim.add_iface(SimIface::loopback("lo0"));
+    let fd = open_on(&sim, "eth0", 4096);
+    let to = |dst: [u8; 6]| {
+        let mut f = frame(100, 1);
+        f[..6].copy_from_slice(&dst);
+        f
+    };
+    for dst in
+        [[0xff; 6], [0x01, 0x00, 0x5e, 0, 0, 1], [0x33, 0x33, 0, 0, 0, 1], [2, 0, 0, 0, 0, 9]]
+    {
+        write(&sim, fd, &to(dst)).expect("write");
+    }
+    let casts: Vec<Cast> = eth.wire().iter().map(|s| s.cast).collect();
+    assert_eq!(casts, [Cast::Broadcast, Cast::Multicast, Cast::Multicast, Cast::Unicast]);
+    // DLT_NULL: the first bytes are an address family, not a destination.
+    let l = open_on(&sim, "lo0", 4096);
+    write(&sim, l, &[0xff; 20]).expect("write");
+    assert_eq!(lo.wire()[0].cast, Cast::Unicast);
+}
+
 /// BIOCFEEDBACK: the written frame is also injected as received. With
 /// direction INOUT the outgoing copy is hidden from every tap of the
 /// interface (so nobody sees it twice); otherwise both copies are seen.

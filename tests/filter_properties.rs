@@ -175,6 +175,8 @@ proptest! {
             let segs = segment(pkt, cuts);
             prop_assert_eq!(prog.run_segments(&segs[..], *wirelen), whole);
             prop_assert_eq!(native.run(pkt, *wirelen), whole, "native code, program {:?}", insns);
+            // A contiguous packet, however short, never leaves native code.
+            prop_assert!(!native.interprets(&pkt[..], *wirelen), "program {:?}", insns);
             prop_assert_eq!(native.run_segments(&segs[..], *wirelen), whole);
             let len = pkt.len() as u32;
             prop_assert_eq!(prog.run_segments(&segs[..], len), prog.run(pkt, len));
@@ -344,6 +346,7 @@ proptest! {
             let want = libpcap::bpf_filter(&insns, pkt, wirelen);
             prop_assert_eq!(prog.run(pkt, wirelen), want, "program {:?} packet {:?}", insns, pkt);
             prop_assert_eq!(native.run(pkt, wirelen), want, "native: program {:?} packet {:?}", insns, pkt);
+            prop_assert!(!native.interprets(&pkt[..], wirelen), "program {:?}", insns);
             let segs = segment(pkt, cuts);
             prop_assert_eq!(prog.run_segments(&segs[..], wirelen), want);
         }

@@ -12,13 +12,13 @@ use super::buffers::{Caught, Slots};
 use super::heap::HeapBuf;
 use super::record::{PacketTime, Quality, Stamp};
 use super::zbuf::ZeroBuf;
-use super::Bpf;
+use super::{Bpf, Tap};
 use crate::abi::{Direction, Tstamp, XbpfD, BPF_BUFMODE_BUFFER, BPF_BUFMODE_ZBUF, IFNAMSIZ, SIGIO};
 use crate::filter::Program;
 use crate::packet::PacketBytes;
 use crate::platform::epoch::EpochCell;
-use crate::platform::{Counter, DescLock, HeldPages, Notes, Platform, TapPacket};
-use crate::tap::Tap;
+use crate::platform::{Counter, DescLock, HeldPages, Notifier, Platform, TapPacket};
+use crate::tap::Answer;
 
 /// The buffer mode (BIOCSETBUFMODE).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +100,21 @@ pub(crate) enum TimerState {
     TimedOut,
 }
 
+/// Whether a descriptor reads, or only writes (FreeBSD's `bd_writer`
+/// countdown): a writer is on its tap's writers, which packets never reach,
+/// until a read filter shows it means to read (bpf_check_upgrade).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// On its tap's readers (`bd_writer` 0).
+    Reader,
+    /// Writes only (`bd_writer` 2): opened write-only, or attached with
+    /// `optimize_writers`.
+    Writer,
+    /// Writes only, and has set one trivial read filter, as libpcap's first
+    /// "ret #snaplen" (`bd_writer` 1): the next one makes it a reader.
+    WriterAfterOneFilter,
+}
+
 /// Everything under the descriptor lock.
 pub struct DescState<P: Platform> {
     pub(crate) mode: BufMode,
@@ -120,8 +135,8 @@ pub struct DescState<P: Platform> {
     pub(crate) locked: bool,
     pub(crate) promisc: bool,
     pub(crate) vlan_pcp: u8,
-    /// Writer-only countdown (`bd_writer`): 0 = a reader.
-    pub(crate) writer: u8,
+    /// Reader or writer only (`bd_writer`).
+    pub(crate) role: Role,
     pub(crate) pid: i32,
     pub(crate) wfilter: Option<Arc<Program>>,
     /// The read filter's native code that the tap's dispatcher may call
@@ -205,11 +220,11 @@ pub struct Descriptor<P: Platform> {
     direction: AtomicU32,
     counters: Counters<P::Counter>,
     pub(crate) state: P::Lock<DescState<P>>,
-    notes: P::Notes,
+    notifier: P::Notifier,
 }
 
 impl<P: Platform> Descriptor<P> {
-    pub(crate) fn new(notes: P::Notes, bufsize: usize, writer_only: bool, pid: i32) -> Self {
+    pub(crate) fn new(notifier: P::Notifier, bufsize: usize, writer_only: bool, pid: i32) -> Self {
         Descriptor {
             rfilter: EpochCell::new(None),
             filter_gen: AtomicU64::new(0),
@@ -232,12 +247,12 @@ impl<P: Platform> Descriptor<P> {
                 locked: false,
                 promisc: false,
                 vlan_pcp: 0,
-                writer: if writer_only { 2 } else { 0 },
+                role: if writer_only { Role::Writer } else { Role::Reader },
                 pid,
                 wfilter: None,
                 dispatchable: None,
             }),
-            notes,
+            notifier,
         }
     }
 
@@ -247,8 +262,8 @@ impl<P: Platform> Descriptor<P> {
     }
 
     /// The notification resources.
-    pub fn notes(&self) -> &P::Notes {
-        &self.notes
+    pub fn notifier(&self) -> &P::Notifier {
+        &self.notifier
     }
 
     /// The capture direction.
@@ -261,9 +276,9 @@ impl<P: Platform> Descriptor<P> {
     }
 
     /// Captures one packet offered by `tap`: direction check, filter, and
-    /// only when accepted, the lock, the copy and the wakeup. `given` is
-    /// what the tap's dispatcher answered for this reader, and the
-    /// `filter_gen` it ran.
+    /// only when accepted, the lock, the copy and the wakeup. `answer` is
+    /// what the tap's dispatcher answered for this reader, if it ran this
+    /// reader's filter.
     #[inline(always)]
     pub(crate) fn deliver<B: PacketBytes + ?Sized>(
         &self,
@@ -272,20 +287,20 @@ impl<P: Platform> Descriptor<P> {
         section: &P::EpochGuard,
         pkt: &TapPacket<'_, B>,
         time: &mut PacketTime,
-        given: Option<(u64, u64)>,
+        answer: Option<Answer>,
     ) {
         if !self.direction().admits(pkt.inbound) {
             return;
         }
         self.counters.received.add(1);
         let wirelen = pkt.wirelen();
-        let snaplen = match given {
+        let snaplen = match answer {
             // The tap's dispatcher ran this reader's filter as it is now.
-            Some((gen, r))
-                if r & crate::filter::jit::FALLBACK == 0
-                    && gen == self.filter_gen.load(Ordering::Acquire) =>
+            Some(a)
+                if a.result & crate::filter::jit::FALLBACK == 0
+                    && a.filter_gen == self.filter_gen.load(Ordering::Acquire) =>
             {
-                r as u32
+                a.result as u32
             }
             _ => match self.rfilter.get(section) {
                 Some(prog) => prog.run_on(pkt.bytes, wirelen),
@@ -298,7 +313,7 @@ impl<P: Platform> Descriptor<P> {
         self.counters.matched.add(1);
         let mut st = self.state.lock();
         if !st.tap.as_ref().is_some_and(|t| core::ptr::eq(Arc::as_ptr(t), tap)) {
-            // Detached (or moved) since the listener list was read.
+            // Detached (or moved) since the tap's readers were read.
             self.counters.dropped.add(1);
             return;
         }
@@ -336,7 +351,7 @@ impl<P: Platform> Descriptor<P> {
     /// longer needed. Returns the signal to send, if any.
     pub(crate) fn prepare_wakeup(&self, st: &mut DescState<P>) -> Option<u32> {
         if st.timer == TimerState::Waiting {
-            self.notes.stop_timer();
+            self.notifier.stop_timer();
             st.timer = TimerState::Idle;
         }
         (st.async_io && st.sig != 0).then_some(st.sig)
@@ -347,9 +362,9 @@ impl<P: Platform> Descriptor<P> {
     pub(crate) fn notify(&self, sig: Option<u32>) {
         self.state.wakeup();
         if let Some(sig) = sig {
-            self.notes.signal(sig);
+            self.notifier.signal(sig);
         }
-        self.notes.select_wakeup();
+        self.notifier.select_wakeup();
     }
 
     /// Wakes everything waiting on this descriptor (detach, close).
@@ -365,7 +380,7 @@ impl<P: Platform> Descriptor<P> {
     pub(crate) fn stop_timer(&self) {
         let mut st = self.state.lock();
         if st.timer == TimerState::Waiting {
-            self.notes.stop_timer();
+            self.notifier.stop_timer();
         }
         st.timer = TimerState::Idle;
     }

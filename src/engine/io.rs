@@ -6,7 +6,7 @@ use super::descriptor::{BufMode, Buffers, DescState, TimerState};
 use super::{Bpf, Descriptor};
 use crate::abi::{dlt, Direction, Errno, PollEvents, Result, POLLWRNORM};
 use crate::platform::{
-    Counter, DescLock, NetIf, Notes, Outgoing, Platform, ReadSink, Sleep, WriteSource,
+    Cast, Counter, DescLock, NetIf, Notifier, Outgoing, Platform, ReadSink, Sleep, WriteSource,
 };
 
 /// Largest frame write(2) accepts: FreeBSD's biggest mbuf cluster (16 KiB).
@@ -20,6 +20,52 @@ pub fn write_hdrlen(dlt: u32) -> Option<usize> {
         dlt::DLT_NULL => Some(4),
         dlt::DLT_RAW => Some(0),
         _ => None,
+    }
+}
+
+/// M_BCAST or M_MCAST for a frame written on data-link type `dlt`, from
+/// its Ethernet destination, as bpf_movein sets them; other link types
+/// carry no such distinction.
+pub fn write_cast(dlt: u32, frame: &[u8]) -> Cast {
+    match frame.get(..6) {
+        Some(dst) if dlt == dlt::DLT_EN10MB && dst == [0xff; 6] => Cast::Broadcast,
+        Some(dst) if dlt == dlt::DLT_EN10MB && dst[0] & 1 != 0 => Cast::Multicast,
+        _ => Cast::Unicast,
+    }
+}
+
+/// The marks the network stack leaves on a packet the taps see: in the
+/// kernel, its mbuf's flags and receiving interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StackMarks {
+    /// Received (as opposed to sent).
+    pub inbound: bool,
+    /// M_PROMISC: the platform's output marks the original of a feedback
+    /// write with it ([`Outgoing::hide_from_taps`]).
+    pub promisc: bool,
+    /// The packet names a receiving interface (`m_pkthdr.rcvif`).
+    pub rcvif: bool,
+}
+
+/// What the taps do with a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TapVerdict {
+    /// Offer it to the readers.
+    Deliver,
+    /// The outgoing original of a feedback write: no reader sees it (they
+    /// see the injected copy, once), and the mark is consumed, as bpf_mtap
+    /// does, so that the stack passes the frame on unmarked.
+    HideAndClearMark,
+}
+
+impl StackMarks {
+    /// The taps' verdict on a packet with these marks.
+    pub fn verdict(self) -> TapVerdict {
+        if !self.inbound && self.promisc && !self.rcvif {
+            TapVerdict::HideAndClearMark
+        } else {
+            TapVerdict::Deliver
+        }
     }
 }
 
@@ -57,7 +103,7 @@ impl<P: Platform> Bpf<P> {
             return Err(Errno::EOPNOTSUPP);
         }
         if st.timer == TimerState::Waiting {
-            d.notes().stop_timer();
+            d.notifier().stop_timer();
         }
         let mut timed_out = st.timer == TimerState::TimedOut;
         st.timer = TimerState::Idle;
@@ -161,7 +207,7 @@ impl<P: Platform> Bpf<P> {
     fn inject<W: WriteSource>(
         &self,
         d: &Descriptor<P>,
-        tap: &crate::tap::Tap<P>,
+        tap: &super::Tap<P>,
         src: &mut W,
         hdrcmplt: bool,
         feedback: bool,
@@ -203,6 +249,7 @@ impl<P: Platform> Bpf<P> {
             hdrcmplt,
             pcp,
             hide_from_taps: feedback && d.direction() == Direction::InOut,
+            cast: write_cast(tap.dlt(), &frame),
         })?;
         if feedback {
             // A failed duplicate is not an error of the write, as in FreeBSD.
@@ -283,7 +330,7 @@ impl<P: Platform> Bpf<P> {
             let token = self.token();
             st.timer_token = token;
             st.timer = TimerState::Waiting;
-            d.notes().arm_timer(st.rtout, token);
+            d.notifier().arm_timer(st.rtout, token);
         }
     }
 
@@ -309,6 +356,26 @@ impl<P: Platform> Bpf<P> {
             let sig = d.prepare_wakeup(&mut st);
             drop(st);
             d.notify(sig);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{StackMarks, TapVerdict};
+
+    /// Only an outgoing frame marked M_PROMISC without a receiving
+    /// interface is the hidden original of a feedback write.
+    #[test]
+    fn only_the_unreceived_marked_outgoing_frame_is_hidden() {
+        for inbound in [false, true] {
+            for promisc in [false, true] {
+                for rcvif in [false, true] {
+                    let hidden = !inbound && promisc && !rcvif;
+                    let verdict = StackMarks { inbound, promisc, rcvif }.verdict();
+                    assert_eq!(verdict == TapVerdict::HideAndClearMark, hidden);
+                }
+            }
         }
     }
 }

@@ -10,14 +10,14 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use super::buffers::{Buffer, Slots};
-use super::descriptor::{BufMode, Buffers, DescState, TimerState};
+use super::descriptor::{BufMode, Buffers, DescState, Role, TimerState};
 use super::heap::HeapBuf;
 use super::zbuf::{ZeroBuf, HEADER_LEN};
 use super::{Bpf, Descriptor};
 use crate::abi::ioctl::*;
 use crate::abi::*;
 use crate::filter::Program;
-use crate::platform::{Counter, DescLock, GlobalLock, NetIf, Notes, Platform, UserCtx};
+use crate::platform::{Counter, DescLock, GlobalLock, NetIf, Notifier, Platform, UserCtx};
 
 fn put_u32(data: &mut [u8], v: u32) {
     v.write(data)
@@ -87,7 +87,7 @@ impl<P: Platform> Bpf<P> {
             let mut st = d.state.lock();
             st.pid = ctx.pid();
             if st.timer == TimerState::Waiting {
-                d.notes().stop_timer();
+                d.notifier().stop_timer();
             }
             st.timer = TimerState::Idle;
             st.locked
@@ -219,14 +219,14 @@ impl<P: Platform> Bpf<P> {
                 d.state.lock().async_io = arg::<i32>(data)? != 0;
                 Ok(())
             }
-            FIOSETOWN => d.notes().set_owner(arg::<i32>(data)?),
+            FIOSETOWN => d.notifier().set_owner(arg::<i32>(data)?),
             FIOGETOWN => {
-                put_i32(data, d.notes().owner());
+                put_i32(data, d.notifier().owner());
                 Ok(())
             }
-            TIOCSPGRP => d.notes().set_owner(arg::<i32>(data)?.wrapping_neg()),
+            TIOCSPGRP => d.notifier().set_owner(arg::<i32>(data)?.wrapping_neg()),
             TIOCGPGRP => {
-                put_i32(data, d.notes().owner().wrapping_neg());
+                put_i32(data, d.notifier().owner().wrapping_neg());
                 Ok(())
             }
             BIOCSRSIG => {
@@ -513,12 +513,15 @@ fn hold_zbuf<U: UserCtx>(ctx: &mut U, addr: UserAddr, len: usize) -> Result<Zero
 /// descriptor into a reader. libpcap's first "ret #snaplen" only counts down.
 fn check_upgrade<P: Platform>(st: &mut DescState<P>, cmd: u64, prog: Option<&Program>) -> bool {
     let Some(prog) = prog else { return false };
-    if st.writer == 0 {
+    if st.role == Role::Reader {
         return false;
     }
     if cmd == BIOCSETF && prog.single_return().is_some() {
-        st.writer -= 1;
-        st.writer == 0
+        st.role = match st.role {
+            Role::Writer => Role::WriterAfterOneFilter,
+            _ => Role::Reader,
+        };
+        st.role == Role::Reader
     } else {
         true
     }

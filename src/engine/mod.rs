@@ -4,6 +4,7 @@
 //! | piece | file |
 //! | --- | --- |
 //! | the device root: configuration (sysctls), open/close, statistics | `mod.rs` |
+//! | the interface registry: attach, detach, the offer of a packet | `attach.rs` |
 //! | one descriptor's state and the capture of one packet | `descriptor.rs` |
 //! | the store/hold/free machine shared by both buffer modes | `buffers.rs` |
 //! | BUFFER mode buffers | `heap.rs` |
@@ -11,9 +12,54 @@
 //! | record headers and timestamps | `record.rs` |
 //! | ioctl dispatch | `ioctl.rs` |
 //! | read, write, poll, kqueue, the read timeout | `io.rs` |
+//!
+//! Layering: the engine depends on [`tap`](crate::tap) (a [`Tap`] keeps
+//! descriptors as its readers), never the other way round.
+//!
+//! # LOCKING
+//!
+//! - The global lock (`Bpf::registry`, a [`GlobalLock`]: the sx "zbpf
+//!   global" in the kernel) protects the `Registry` (attach.rs): which descriptors
+//!   are attached where, and the publication of taps and their readers.
+//!   It may be held while sleeping (epoch waits, `NetIf` calls).
+//! - The descriptor lock (`Descriptor::state`, a [`DescLock`]: the mtx
+//!   "zbpf descriptor") protects one descriptor's [`DescState`]: buffers,
+//!   the tap it is on, settings, the timer's state. It is also the sleep
+//!   channel of read(2). Never held across a sleep other than its own, nor
+//!   while taking the global lock; wakeups of select, kqueue and SIGIO
+//!   happen after it is dropped.
+//! - In the kernel, the knlist lock (the mtx "zbpf knlist" in
+//!   kmod/zbpf_kpi.c) protects a descriptor's kqueue notes; kqueue calls
+//!   `zbpf_rs_kq_event` with it held, which takes the descriptor lock.
+//! - The epoch (the network epoch in the kernel) protects what the delivery
+//!   path reads without locks: the active taps, each tap's published
+//!   readers and dispatchers, each descriptor's read filter
+//!   ([`EpochCell`]). Replacing one waits for the sections in progress.
+//!
+//! Order: global lock, then knlist lock, then descriptor lock; the delivery
+//! path holds an epoch section and takes only descriptor locks, one at a
+//! time. Epoch waits happen with no descriptor or knlist lock held.
+//!
+//! # DATAPATH
+//!
+//! Kernel, one packet: the driver's if_input (or the stack's if_transmit)
+//! -> `zbpf_input` / `zbpf_transmit` (kmod/zbpf_dev.c, enter the network
+//! epoch) -> `zbpf_tap` -> `zbpf_rs_tap` (src/kernel/entry.rs:
+//! [`StackMarks::verdict`] hides the original of a feedback write) ->
+//! [`Bpf::deliver`] -> [`Tap::deliver`](crate::tap::Tap::deliver) (each
+//! group's dispatcher runs the native filters) -> `Descriptor::deliver`
+//! (direction, the read filter unless the dispatcher answered, the
+//! descriptor lock, `Slots::catch` into the BUFFER or ZBUF store) ->
+//! `Descriptor::notify` (sleepers, SIGIO, select and kqueue).
+//!
+//! Simulator: `Sim::receive` / `Sim::transmit` (or a write's output and
+//! feedback, through the interface's hook) -> `SimInner::deliver`, which
+//! enters the simulated epoch -> [`StackMarks::verdict`] -> [`Bpf::tap`]
+//! -> [`Bpf::tap_with_readers`] -> [`Bpf::deliver`] and on as in the kernel.
 
 #![forbid(unsafe_code)]
 
+mod attach;
 pub mod buffers;
 mod descriptor;
 mod heap;
@@ -28,13 +74,16 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 
 pub use buffers::Caught;
 pub use descriptor::{BufMode, Counters, DescState, Descriptor};
-pub use io::{write_hdrlen, KqFilter, POLL_DETACHED};
+pub use io::{write_cast, write_hdrlen, KqFilter, StackMarks, TapVerdict, POLL_DETACHED};
 pub use zbuf::HEADER_LEN as ZBUF_HEADER_LEN;
 
 use crate::abi::{Errno, Result, XbpfD, BPF_DEFAULTBUFSIZE, BPF_MAXBUFSIZE, BPF_MAXINSNS};
 use crate::platform::epoch::EpochCell;
-use crate::platform::{DescLock, GlobalLock, Notes, Platform};
-use crate::tap::{ActiveTaps, Registry};
+use crate::platform::{DescLock, GlobalLock, Notifier, Platform};
+use attach::{ActiveTaps, Registry};
+
+/// A tap whose readers are descriptors.
+pub type Tap<P> = crate::tap::Tap<P, Descriptor<P>>;
 
 /// The tunables FreeBSD exposes as `net.bpf.*` sysctls.
 pub struct Config {
@@ -143,9 +192,9 @@ impl<P: Platform> Bpf<P> {
     /// Opens a descriptor. `readable` is false for a write-only open (FREAD
     /// not set): such a descriptor starts as a writer only.
     pub fn open(&self, readable: bool, pid: i32) -> Result<Arc<Descriptor<P>>> {
-        let notes = self.platform.new_notes()?;
+        let notifier = self.platform.new_notifier()?;
         let bufsize = self.config.bufsize.load(Ordering::Relaxed) as usize;
-        let d = Arc::new(Descriptor::new(notes, bufsize, !readable, pid));
+        let d = Arc::new(Descriptor::new(notifier, bufsize, !readable, pid));
         self.open.fetch_add(1, Ordering::Relaxed);
         Ok(d)
     }
@@ -160,7 +209,7 @@ impl<P: Platform> Bpf<P> {
         d.state.lock().async_io = false;
         self.detach(&d);
         d.wakeup_all();
-        d.notes().drain();
+        d.notifier().drain();
         self.open.fetch_sub(1, Ordering::Relaxed);
     }
 

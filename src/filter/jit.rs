@@ -15,10 +15,13 @@
 //! u64 f(const u8 *head, u64 head_len, u32 wirelen, u32 *mem)
 //! ```
 //!
-//! It returns the filter's verdict in the low 32 bits, or [`FALLBACK`] when
-//! a load reaches past `head_len` bytes: the packet's head was too short
-//! (a segmented packet) or the load is out of range, and the interpreter,
-//! which sees the whole packet, decides. It reads only `head[0..head_len]`
+//! It returns the filter's verdict in the low 32 bits, or [`FALLBACK`] at
+//! the first load that reaches past `head_len` bytes, having done every
+//! instruction before it: the load is out of the packet (the filter rejects)
+//! when the head is the whole packet, else the interpreter, which sees the
+//! whole packet, decides. Constant-offset loads are checked once against the
+//! furthest of them; a shorter head runs a second copy of the program that
+//! checks each load. It reads only `head[0..head_len]`
 //! and `mem[0..16]` (16 zeroed words, or null for a program that never
 //! touches scratch memory), writes only `mem`, uses only integer
 //! instructions and caller-saved registers, and touches no stack.
@@ -40,16 +43,20 @@ pub const FALLBACK: u64 = 1 << 32;
 
 /// Jump targets to patch once every instruction has its offset.
 enum Target {
+    /// An instruction of the copy being emitted.
     Insn(usize),
+    /// The start of the checked copy.
+    Checked,
     Fallback,
     Reject,
 }
 
 /// One jump to patch: where its displacement is, whether it is a rel8,
-/// and where it goes.
+/// the copy of the program it is in, and where it goes.
 struct Fixup {
     at: usize,
     short: bool,
+    copy: usize,
     to: Target,
 }
 
@@ -58,6 +65,9 @@ struct Emitter {
     fixups: Vec<Fixup>,
     /// Constant-offset loads were bounds-checked once, in the prologue.
     hoisted: bool,
+    /// The copy of the program being emitted: 0, the one run first; 1, the
+    /// checked one for heads shorter than the prologue's bound.
+    copy: usize,
     /// Per jump, in emission order: whether it is short (missing entries:
     /// short). `None`: every jump is long.
     short: Option<Vec<bool>>,
@@ -82,7 +92,7 @@ impl Emitter {
             (None, true) => self.bytes(&[0xeb]),
             (None, false) => self.bytes(&[0xe9]),
         }
-        self.fixups.push(Fixup { at: self.code.len(), short, to });
+        self.fixups.push(Fixup { at: self.code.len(), short, copy: self.copy, to });
         if short {
             self.bytes(&[0]);
         } else {
@@ -109,7 +119,7 @@ impl Emitter {
     /// A = the big-endian value of `size` bytes at head + k: one load when
     /// the prologue checked the bound, else a checked load.
     fn load_abs(&mut self, k: u32, size: u8) {
-        if !self.hoisted {
+        if !self.hoisted && !self.check_abs(k, size) {
             self.bound_abs(k, size);
             self.load_a(size);
             return;
@@ -128,13 +138,30 @@ impl Emitter {
 
     /// X = 4 * (byte at head + k & 0xf).
     fn load_msh(&mut self, k: u32) {
-        if self.hoisted {
+        if self.hoisted || self.check_abs(k, 1) {
             self.at_head(&[0x44, 0x0f, 0xb6], 0x9f, k); // movzx r11d,byte[rdi+k]
         } else {
             self.bound_abs(k, 1);
             self.bytes(&[0x46, 0x0f, 0xb6, 0x5c, 0x07, 0xff]); // movzx r11d,byte[rdi+r8-1]
         }
         self.bytes(&[0x41, 0x83, 0xe3, 0x0f, 0x41, 0xc1, 0xe3, 0x02]); // and r11d,0xf; shl r11d,2
+    }
+
+    /// Falls back unless the head holds `k + size` bytes, by one compare
+    /// with an immediate; false (nothing emitted) when `k + size` does not
+    /// fit one.
+    fn check_abs(&mut self, k: u32, size: u8) -> bool {
+        let Ok(end) = i32::try_from(u64::from(k) + u64::from(size)) else {
+            return false;
+        };
+        if end < 0x80 {
+            self.bytes(&[0x48, 0x83, 0xfe, end as u8]); // cmp rsi,end (imm8)
+        } else {
+            self.bytes(&[0x48, 0x81, 0xfe]); // cmp rsi,end
+            self.imm32(end as u32);
+        }
+        self.jump(Some(CC_B), Target::Fallback); // jb fallback
+        true
     }
 
     /// r8 = k + size, then fall back if it passes the head's end.
@@ -235,6 +262,9 @@ pub struct Compiled {
     pub code: Vec<u8>,
     /// Where in `code` the function starts (a multiple of 64).
     pub entry: usize,
+    /// Where the code a head long enough for every constant-offset load
+    /// runs ends: the checked copy of the program and the exits follow.
+    pub hot_end: usize,
 }
 
 /// Cache lines of the programs compiled so far, to stagger where each one
@@ -256,19 +286,22 @@ static DISPATCHERS_PLACED: AtomicUsize = AtomicUsize::new(0);
 /// the cache line where the previous one ended, modulo the page (it may
 /// then run into a second page), and every set gets its share.
 pub fn compile(insns: &[BpfInsn]) -> Compiled {
-    place(compile_body(insns), &PLACED)
+    let (body, hot) = compile_body(insns);
+    place(body, hot, &PLACED)
 }
 
 /// Gives `body` its start line in the page (see [`compile`]), the next one
 /// of `placed`.
-fn place(body: Vec<u8>, placed: &AtomicUsize) -> Compiled {
-    let lines = body.len().div_ceil(CACHE_LINE);
+fn place(body: Vec<u8>, hot: usize, placed: &AtomicUsize) -> Compiled {
+    // Only the hot part counts: the next program may share its sets with
+    // this one's checked copy, which few packets run.
+    let lines = hot.div_ceil(CACHE_LINE);
     let start = placed.fetch_add(lines, Ordering::Relaxed);
     let entry = start % (PAGE_SIZE / CACHE_LINE) * CACHE_LINE;
     let mut code = Vec::with_capacity(entry + body.len());
     code.resize(entry, INT3);
     code.extend_from_slice(&body);
-    Compiled { code, entry }
+    Compiled { code, entry, hot_end: entry + hot }
 }
 
 const CACHE_LINE: usize = 64;
@@ -318,7 +351,8 @@ pub fn compile_dispatch(targets: &[Option<u64>]) -> Option<Compiled> {
     }
     c.extend_from_slice(&[0x31, 0xc0]); // xor eax,eax
     c.extend_from_slice(&[0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5b, 0xc3]); // pop r15..r12,rbx; ret
-    Some(place(c, &DISPATCHERS_PLACED))
+    let hot = c.len();
+    Some(place(c, hot, &DISPATCHERS_PLACED))
 }
 
 /// Jumps are short (rel8) where their target is near enough: every jump
@@ -326,25 +360,27 @@ pub fn compile_dispatch(targets: &[Option<u64>]) -> Option<Compiled> {
 /// reach. A jump made long only moves code apart, so one that did not fit
 /// never fits later, and the passes end with every jump fitting. Should they
 /// not end within a few passes, every jump is long.
-fn compile_body(insns: &[BpfInsn]) -> Vec<u8> {
+/// Returns the code and the length of its hot part ([`Compiled::hot_end`]).
+fn compile_body(insns: &[BpfInsn]) -> (Vec<u8>, usize) {
     let mut short: Vec<bool> = Vec::new();
     for _ in 0..8 {
-        let (code, fitted) = emit(insns, Some(short.clone()));
+        let (code, fitted, hot) = emit(insns, Some(short.clone()));
         if fitted.iter().all(|&f| f) {
-            return code;
+            return (code, hot);
         }
         short =
             fitted.iter().enumerate().map(|(i, &f)| f && short.get(i) != Some(&false)).collect();
     }
-    emit(insns, None).0
+    let (code, _, hot) = emit(insns, None);
+    (code, hot)
 }
 
 /// Emits the program, and per jump whether its displacement fitted (one
-/// that did not is left unpatched).
-fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<bool>) {
+/// that did not is left unpatched), and the length of the hot part.
+fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<bool>, usize) {
     let reach = abs_reach(insns);
-    let mut e =
-        Emitter { code: Vec::new(), fixups: Vec::new(), hoisted: reach <= HOIST_LIMIT, short };
+    let hoisted = reach <= HOIST_LIMIT;
+    let mut e = Emitter { code: Vec::new(), fixups: Vec::new(), hoisted, copy: 0, short };
     // Prologue: r9d = wirelen and r10 = mem for the programs that use them
     // (short code keeps many programs in the instruction cache), A = X = 0.
     let uses = |class_mode: &[(u16, u16)]| {
@@ -361,19 +397,70 @@ fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<bool>) {
         e.bytes(&[0x49, 0x89, 0xca]); // mov r10,rcx
     }
     e.bytes(&[0x31, 0xc0, 0x45, 0x31, 0xdb]); // xor eax,eax; xor r11d,r11d
-    if e.hoisted && reach > 0 {
-        // The bounds fact: one check covers every constant-offset load; a
-        // shorter head goes to the interpreter.
+                                              // The bounds fact: one check covers every constant-offset load. A
+                                              // shorter head runs a second copy of the program that checks each load
+                                              // as it comes, so that a short packet stays in native code and falls
+                                              // back only at the load that passes the head's end, where FreeBSD's
+                                              // filter rejects a contiguous packet.
+    let checked_copy = hoisted && reach > 0;
+    if checked_copy {
         e.bytes(&[0x48, 0x81, 0xfe]); // cmp rsi,reach
         e.imm32(reach as u32);
-        e.jump(Some(CC_B), Target::Fallback); // jb fallback
+        e.jump(Some(CC_B), Target::Checked); // jb checked copy
     }
     if insns.is_empty() {
         e.bytes(&[0xb8]);
         e.imm32(u32::MAX);
         e.bytes(&[0xc3]);
-        return (e.code, Vec::new());
+        let hot = e.code.len();
+        return (e.code, Vec::new(), hot);
     }
+    let mut offsets = Vec::with_capacity(2);
+    offsets.push(body(&mut e, insns));
+    let hot = e.code.len();
+    if checked_copy {
+        e.hoisted = false;
+        e.copy = 1;
+        offsets.push(body(&mut e, insns));
+    }
+    // Out-of-line exits.
+    let fallback = e.code.len();
+    e.bytes(&[0x31, 0xc0, 0x48, 0x0f, 0xba, 0xe8, 0x20, 0xc3]); // xor eax,eax; bts rax,32; ret
+    let reject = e.code.len();
+    let rejects = e.fixups.iter().any(|f| match f.to {
+        Target::Reject => true,
+        Target::Insn(i) => i >= insns.len(),
+        Target::Fallback | Target::Checked => false,
+    });
+    if rejects {
+        e.bytes(&[0x31, 0xc0, 0xc3]); // xor eax,eax; ret
+    }
+    let mut fitted = Vec::with_capacity(e.fixups.len());
+    for Fixup { at, short, copy, to } in core::mem::take(&mut e.fixups) {
+        let dest = match to {
+            Target::Insn(i) => offsets[copy].get(i).copied().unwrap_or(reject),
+            Target::Checked => offsets.get(1).and_then(|o| o.first()).copied().unwrap_or(fallback),
+            Target::Fallback => fallback,
+            Target::Reject => reject,
+        };
+        let width = if short { 1 } else { 4 };
+        let rel = dest as i64 - (at + width) as i64;
+        let done = match (short, e.code.get_mut(at..at + width)) {
+            (true, Some(slot)) => {
+                i8::try_from(rel).map(|r| slot.copy_from_slice(&r.to_le_bytes())).is_ok()
+            }
+            (false, Some(slot)) => {
+                i32::try_from(rel).map(|r| slot.copy_from_slice(&r.to_le_bytes())).is_ok()
+            }
+            (_, None) => false,
+        };
+        fitted.push(done);
+    }
+    (e.code, fitted, hot)
+}
+
+/// Emits one copy of the program's instructions; returns where each starts.
+fn body(e: &mut Emitter, insns: &[BpfInsn]) -> Vec<usize> {
     let mut offsets = Vec::with_capacity(insns.len());
     for (i, insn) in insns.iter().enumerate() {
         offsets.push(e.code.len());
@@ -415,7 +502,7 @@ fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<bool>) {
             },
             BPF_ST => e.bytes(&[0x41, 0x89, 0x42, slot]), // mov [r10+slot],eax
             BPF_STX => e.bytes(&[0x45, 0x89, 0x5a, slot]), // mov [r10+slot],r11d
-            BPF_ALU => alu(&mut e, code, k),
+            BPF_ALU => alu(e, code, k),
             BPF_JMP => {
                 let t = next + usize::from(insn.jt);
                 let f = next + usize::from(insn.jf);
@@ -468,39 +555,7 @@ fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<bool>) {
             }
         }
     }
-    // Out-of-line exits.
-    let fallback = e.code.len();
-    e.bytes(&[0x31, 0xc0, 0x48, 0x0f, 0xba, 0xe8, 0x20, 0xc3]); // xor eax,eax; bts rax,32; ret
-    let reject = e.code.len();
-    let rejects = e.fixups.iter().any(|f| match f.to {
-        Target::Reject => true,
-        Target::Insn(i) => i >= offsets.len(),
-        Target::Fallback => false,
-    });
-    if rejects {
-        e.bytes(&[0x31, 0xc0, 0xc3]); // xor eax,eax; ret
-    }
-    let mut fitted = Vec::with_capacity(e.fixups.len());
-    for Fixup { at, short, to } in core::mem::take(&mut e.fixups) {
-        let dest = match to {
-            Target::Insn(i) => offsets.get(i).copied().unwrap_or(reject),
-            Target::Fallback => fallback,
-            Target::Reject => reject,
-        };
-        let width = if short { 1 } else { 4 };
-        let rel = dest as i64 - (at + width) as i64;
-        let done = match (short, e.code.get_mut(at..at + width)) {
-            (true, Some(slot)) => {
-                i8::try_from(rel).map(|r| slot.copy_from_slice(&r.to_le_bytes())).is_ok()
-            }
-            (false, Some(slot)) => {
-                i32::try_from(rel).map(|r| slot.copy_from_slice(&r.to_le_bytes())).is_ok()
-            }
-            (_, None) => false,
-        };
-        fitted.push(done);
-    }
-    (e.code, fitted)
+    offsets
 }
 
 /// A = A op operand (k, or X for BPF_X).
@@ -561,11 +616,11 @@ mod tests {
     /// Where `count` programs compiled in a row start. A counter of its
     /// own: other tests compile programs at the same time.
     fn placements(insns: &[BpfInsn], count: usize) -> (Vec<u8>, Vec<usize>) {
-        let body = compile_body(insns);
+        let (body, hot) = compile_body(insns);
         let placed = AtomicUsize::new(0);
         let mut entries = Vec::new();
         for _ in 0..count {
-            let c = place(compile_body(insns), &placed);
+            let c = place(compile_body(insns).0, hot, &placed);
             assert_eq!(c.entry % CACHE_LINE, 0);
             assert!(c.code[..c.entry].iter().all(|&b| b == INT3));
             assert_eq!(c.code[c.entry..], body[..]);
@@ -577,9 +632,9 @@ mod tests {
     /// Places `insns` 256 times; every instruction-cache set of a page must
     /// hold a line of some copy, and every copy must start in the first page.
     fn assert_covers_every_set(insns: &[BpfInsn]) {
-        let (body, entries) = placements(insns, 256);
+        let (_, entries) = placements(insns, 256);
         assert!(entries.iter().all(|&e| e < PAGE_SIZE));
-        let lines = body.len().div_ceil(CACHE_LINE);
+        let lines = compile_body(insns).1.div_ceil(CACHE_LINE);
         let mut covered = [false; PAGE_SIZE / CACHE_LINE];
         for e in entries {
             for l in 0..lines {
@@ -610,7 +665,7 @@ mod tests {
         };
         let five = (1..100)
             .map(program)
-            .find(|p| compile_body(p).len().div_ceil(CACHE_LINE) == 5)
+            .find(|p| compile_body(p).1.div_ceil(CACHE_LINE) == 5)
             .expect("some number of loads makes five lines");
         assert_covers_every_set(&five);
     }

@@ -230,30 +230,51 @@ impl Program {
         if let Some(k) = self.constant {
             return k;
         }
-        if let Some((entry, _owner)) = &self.native {
-            let head = pkt.head();
-            let call = |mem: *mut u32| {
-                // For a validated program the code reads only head[..len]
-                // and mem[..16] (16 live zeroed words when the program uses
-                // them), writes only mem, and returns.
-                // SAFETY: `entry` is this program's JIT code, kept mapped by
-                // `_owner` (NativeCode's contract); see above for its reach.
-                unsafe { entry(head.as_ptr(), head.len() as u64, wirelen, mem) }
-            };
-            let r = if self.uses_mem {
-                call([0u32; crate::abi::BPF_MEMWORDS].as_mut_ptr())
-            } else {
-                call(core::ptr::null_mut())
-            };
-            if r & jit::FALLBACK == 0 {
-                return r as u32;
-            }
+        match self.run_native(pkt, wirelen) {
+            Some(r) => r,
+            None => self.interpret(pkt, wirelen),
         }
-        self.interpret(pkt, wirelen)
     }
 
-    /// The interpreter, for programs without native code and for packets
-    /// whose head is too short for it.
+    /// Whether [`run_on`](Self::run_on) would give this packet to the
+    /// interpreter (the benchmarks count these fallbacks).
+    pub fn interprets<P: PacketBytes + ?Sized>(&self, pkt: &P, wirelen: u32) -> bool {
+        self.constant.is_none() && self.run_native(pkt, wirelen).is_none()
+    }
+
+    /// The native code's answer, or `None` when there is no native code or
+    /// it left the packet to the interpreter.
+    ///
+    /// The code falls back exactly at the first load that passes the head's
+    /// end, with everything before it done as the interpreter does it. When
+    /// the head is the whole packet, that load is out of the packet, and the
+    /// interpreter would reject there: the answer is 0 without it.
+    #[inline]
+    fn run_native<P: PacketBytes + ?Sized>(&self, pkt: &P, wirelen: u32) -> Option<u32> {
+        let (entry, _owner) = self.native.as_ref()?;
+        let head = pkt.head();
+        let call = |mem: *mut u32| {
+            // For a validated program the code reads only head[..len]
+            // and mem[..16] (16 live zeroed words when the program uses
+            // them), writes only mem, and returns.
+            // SAFETY: `entry` is this program's JIT code, kept mapped by
+            // `_owner` (NativeCode's contract); see above for its reach.
+            unsafe { entry(head.as_ptr(), head.len() as u64, wirelen, mem) }
+        };
+        let r = if self.uses_mem {
+            call([0u32; crate::abi::BPF_MEMWORDS].as_mut_ptr())
+        } else {
+            call(core::ptr::null_mut())
+        };
+        if r & jit::FALLBACK == 0 {
+            Some(r as u32)
+        } else {
+            (head.len() == pkt.len()).then_some(0)
+        }
+    }
+
+    /// The interpreter, for programs without native code and for segmented
+    /// packets whose head is too short for them.
     #[inline(never)]
     fn interpret<P: PacketBytes + ?Sized>(&self, pkt: &P, wirelen: u32) -> u32 {
         let head = pkt.head();

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::abi::{dlt, Errno, Result};
-use crate::platform::{NetIf, Outgoing, TapCookie};
+use crate::platform::{Cast, NetIf, Outgoing, TapCookie};
 
 /// A frame a descriptor wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,17 +24,21 @@ pub struct SentFrame {
     pub hdrcmplt: bool,
     /// VLAN priority requested with BIOCSETVLANPCP (0 = none).
     pub pcp: u8,
+    /// M_BCAST/M_MCAST as the engine decided them.
+    pub cast: Cast,
 }
 
 /// What the simulator is told about traffic an interface originates.
 pub enum Event<'a> {
-    /// A frame sent by a descriptor's write (outbound taps see it unless
-    /// `hidden`).
+    /// A frame sent by a descriptor's write.
     Sent {
         /// The frame.
         frame: &'a [u8],
-        /// Feedback in both directions: taps must not see the original.
-        hidden: bool,
+        /// Marked M_PROMISC, as the kernel's output marks the original of a
+        /// feedback write ([`Outgoing::hide_from_taps`]); the taps'
+        /// verdict on it is the engine's
+        /// ([`StackMarks::verdict`](crate::engine::StackMarks::verdict)).
+        promisc: bool,
     },
     /// A frame injected as received (feedback).
     Injected(&'a [u8]),
@@ -244,8 +248,9 @@ impl NetIf for Arc<SimIface> {
             bytes: out.frame.to_vec(),
             hdrcmplt: out.hdrcmplt,
             pcp: out.pcp,
+            cast: out.cast,
         });
-        self.emit(Event::Sent { frame: out.frame, hidden: out.hide_from_taps });
+        self.emit(Event::Sent { frame: out.frame, promisc: out.hide_from_taps });
         Ok(())
     }
     fn input(&self, frame: &[u8]) -> Result<()> {

@@ -13,7 +13,7 @@ use super::net::{SimIface, SimNet};
 use super::process::HostedPages;
 use crate::abi::{Errno, Result};
 use crate::platform::epoch::EpochSection;
-use crate::platform::{Bintime, Counter, DescLock, GlobalLock, Notes, Platform, Sleep};
+use crate::platform::{Bintime, Counter, DescLock, GlobalLock, Notifier, Platform, Sleep};
 
 /// Simulated clock ticks per second (FreeBSD's default `kern.hz`).
 pub const HZ: u32 = 1000;
@@ -519,20 +519,20 @@ impl HostedPlatform {
 }
 
 /// Per-descriptor notification resources.
-pub struct HostedNotes {
+pub struct HostedNotifier {
     id: u64,
     owner: AtomicI32,
     services: Arc<Services>,
 }
 
-impl HostedNotes {
+impl HostedNotifier {
     /// The descriptor id the timer thread reports.
     pub fn id(&self) -> u64 {
         self.id
     }
 }
 
-impl Notes for HostedNotes {
+impl Notifier for HostedNotifier {
     fn select_wakeup(&self) {
         self.services.poll.wakeup();
     }
@@ -570,7 +570,7 @@ impl Platform for HostedPlatform {
     type Lock<T: Send> = HostedLock<T>;
     type Global<T: Send> = HostedGlobal<T>;
     type Counter = HostedCounter;
-    type Notes = HostedNotes;
+    type Notifier = HostedNotifier;
     type Iface = Arc<SimIface>;
     type Pages = HostedPages;
     type EpochGuard = Section;
@@ -593,8 +593,8 @@ impl Platform for HostedPlatform {
         HZ
     }
 
-    fn new_notes(&self) -> Result<HostedNotes> {
-        Ok(HostedNotes {
+    fn new_notifier(&self) -> Result<HostedNotifier> {
+        Ok(HostedNotifier {
             id: self.services.next_id.fetch_add(1, Ordering::Relaxed),
             owner: AtomicI32::new(0),
             services: self.services.clone(),

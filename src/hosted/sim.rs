@@ -23,7 +23,7 @@ use super::platform::HostedPlatform;
 use super::process::{copy_from_user, copy_to_user, SimProc, UserReadBuf, UserWriteBuf};
 use crate::abi::ioccom::{ioc_copies_in, ioc_copies_out, ioc_len, IOC_DIRMASK, IOC_OUT, IOC_VOID};
 use crate::abi::{ioctl, Errno, PollEvents, Result, UserAddr, O_NONBLOCK};
-use crate::engine::{Bpf, Descriptor};
+use crate::engine::{Bpf, Descriptor, StackMarks, TapVerdict};
 use crate::packet::Chain;
 use crate::platform::{NetIf, Platform, TapPacket};
 
@@ -151,15 +151,13 @@ impl Sim {
         iface.set_hook(Arc::new(move |from: &Arc<SimIface>, ev: Event<'_>| {
             let Some(sim) = weak.upgrade() else { return };
             match ev {
-                Event::Sent { frame, hidden } => {
-                    if !hidden {
-                        sim.deliver(from, frame, false);
-                    }
+                Event::Sent { frame, promisc } => {
+                    sim.deliver(from, frame, StackMarks { promisc, ..SENT });
                     if let Some(peer) = from.peer() {
-                        sim.deliver(&peer, frame, true);
+                        sim.deliver(&peer, frame, RECEIVED);
                     }
                 }
-                Event::Injected(frame) => sim.deliver(from, frame, true),
+                Event::Injected(frame) => sim.deliver(from, frame, RECEIVED),
             }
         }));
         self.inner.bpf.platform.services.net.add(iface.clone());
@@ -175,14 +173,14 @@ impl Sim {
 
     /// The interface receives a frame from the wire.
     pub fn receive(&self, iface: &Arc<SimIface>, frame: &[u8]) {
-        self.inner.deliver(iface, frame, true);
+        self.inner.deliver(iface, frame, RECEIVED);
     }
 
     /// The host sends a frame out of the interface (the transmit tap).
     pub fn transmit(&self, iface: &Arc<SimIface>, frame: &[u8]) {
-        self.inner.deliver(iface, frame, false);
+        self.inner.deliver(iface, frame, SENT);
         if let Some(peer) = iface.peer() {
-            self.inner.deliver(&peer, frame, true);
+            self.inner.deliver(&peer, frame, RECEIVED);
         }
     }
 
@@ -196,7 +194,7 @@ impl Sim {
         let epoch = &self.inner.bpf.platform.services.epoch;
         let s = epoch.enter();
         for f in frames {
-            self.inner.deliver_in(&s, iface, f, true);
+            self.inner.deliver_in(&s, iface, f, RECEIVED);
         }
         epoch.exit(s);
     }
@@ -210,7 +208,7 @@ impl Sim {
     pub fn open(&self, flags: i32) -> Result<i32> {
         let readable = flags & oflags::O_ACCMODE != oflags::O_WRONLY;
         let desc = self.inner.bpf.open(readable, self.proc().pid)?;
-        let id = desc.notes().id();
+        let id = desc.notifier().id();
         lock(&self.inner.by_id).insert(id, Arc::downgrade(&desc));
         let mut next = lock(&self.inner.next_fd);
         let fd = *next;
@@ -318,13 +316,18 @@ impl Sim {
     /// close(fd).
     pub fn close(&self, fd: i32) -> Result<()> {
         let file = lock(&self.inner.files).remove(&fd).ok_or(Errno::EBADF)?;
-        let id = file.desc.notes().id();
+        let id = file.desc.notifier().id();
         lock(&self.inner.by_id).remove(&id);
         // The destructor runs now, or when a call in progress returns.
         drop(file);
         Ok(())
     }
 }
+
+/// A frame the interface received: inbound, with a receiving interface.
+const RECEIVED: StackMarks = StackMarks { inbound: true, promisc: false, rcvif: true };
+/// A frame the host sends.
+const SENT: StackMarks = StackMarks { inbound: false, promisc: false, rcvif: false };
 
 fn first4(data: &[u8]) -> [u8; 4] {
     let mut b = [0u8; 4];
@@ -335,10 +338,10 @@ fn first4(data: &[u8]) -> [u8; 4] {
 }
 
 impl SimInner {
-    fn deliver(&self, iface: &Arc<SimIface>, frame: &[u8], inbound: bool) {
+    fn deliver(&self, iface: &Arc<SimIface>, frame: &[u8], marks: StackMarks) {
         let epoch = &self.bpf.platform.services.epoch;
         let s = epoch.enter();
-        self.deliver_in(&s, iface, frame, inbound);
+        self.deliver_in(&s, iface, frame, marks);
         epoch.exit(s);
     }
 
@@ -347,8 +350,14 @@ impl SimInner {
         section: &<HostedPlatform as Platform>::EpochGuard,
         iface: &Arc<SimIface>,
         frame: &[u8],
-        inbound: bool,
+        marks: StackMarks,
     ) {
+        // The simulator's frames carry their marks only this far: a cleared
+        // mark has no one left to read it.
+        if marks.verdict() == TapVerdict::HideAndClearMark {
+            return;
+        }
+        let inbound = marks.inbound;
         let Some(&(dlt, _)) = iface.dlts().first() else { return };
         let key = HostedPlatform::iface_key(iface);
         let mut segs: [&[u8]; 8] = [&[]; 8];

@@ -26,10 +26,9 @@ use super::ffi;
 use super::mbuf::Mbufs;
 use super::platform::{InNetEpoch, KUio, KUser, KernelPlatform};
 use crate::abi::{Errno, PollEvents, XbpfD, FREAD, O_NONBLOCK};
-use crate::engine::{Bpf, Descriptor, Knob};
+use crate::engine::{Bpf, Descriptor, Knob, StackMarks, Tap, TapVerdict};
 use crate::packet::Chain;
 use crate::platform::{Bintime, TapPacket};
-use crate::tap::Tap;
 
 type Device = Bpf<KernelPlatform>;
 type Desc = Descriptor<KernelPlatform>;
@@ -157,7 +156,7 @@ pub unsafe extern "C" fn zbpf_rs_open(fflags: c_int, cookie: *mut *mut c_void) -
     let pid = crate::platform::UserCtx::pid(&KUser);
     match dev.open(fflags & FREAD != 0, pid) {
         Ok(d) => {
-            d.notes().bind(Arc::as_ptr(&d).cast(), d.state.raw());
+            d.notifier().bind(Arc::as_ptr(&d).cast(), d.state.raw());
             // SAFETY: C passes a valid out-pointer.
             unsafe { *cookie = cookie_of(d) };
             0
@@ -244,7 +243,7 @@ pub unsafe extern "C" fn zbpf_rs_poll(
     // SAFETY: C passes a live cookie.
     let d = unsafe { desc(cookie) };
     let pid = crate::platform::UserCtx::pid(&KUser);
-    dev.poll(&d, ev, pid, || d.notes().record(td)).bits()
+    dev.poll(&d, ev, pid, || d.notifier().record(td)).bits()
 }
 
 /// # Safety
@@ -262,7 +261,7 @@ pub unsafe extern "C" fn zbpf_rs_kqfilter(cookie: *mut c_void, kn: *mut ffi::kno
                 crate::engine::KqFilter::Read => ffi::ZBPF_KQ_READ,
                 crate::engine::KqFilter::Write => ffi::ZBPF_KQ_WRITE,
             };
-            d.notes().knote_attach(kn, which as c_int);
+            d.notifier().knote_attach(kn, which as c_int);
             0
         }
         Err(e) => e.get(),
@@ -317,10 +316,12 @@ pub unsafe extern "C" fn zbpf_rs_tap(tap: *mut c_void, pkt: *const ffi::zbpf_pac
     let Some(dev) = device() else { return 0 };
     // SAFETY: the wrapper passes its packet's description for this call.
     let pkt = unsafe { &*pkt };
-    let inbound = pkt.flags & ffi::ZBPF_PKT_INBOUND != 0;
-    if !inbound && pkt.flags & ffi::ZBPF_PKT_PROMISC != 0 && pkt.flags & ffi::ZBPF_PKT_RCVIF == 0 {
-        // The original of a feedback write, hidden so that readers see the
-        // frame once (as received): consume the mark, as bpf_mtap does.
+    let marks = StackMarks {
+        inbound: pkt.flags & ffi::ZBPF_PKT_INBOUND != 0,
+        promisc: pkt.flags & ffi::ZBPF_PKT_PROMISC != 0,
+        rcvif: pkt.flags & ffi::ZBPF_PKT_RCVIF != 0,
+    };
+    if marks.verdict() == TapVerdict::HideAndClearMark {
         return ffi::ZBPF_TAP_CLEAR_PROMISC as c_int;
     }
     // SAFETY: the hook hands back the tap KIface::set_tapped gave it, which
@@ -341,7 +342,7 @@ pub unsafe extern "C" fn zbpf_rs_tap(tap: *mut c_void, pkt: *const ffi::zbpf_pac
     // SAFETY: the chain is neither freed nor changed during the tap.
     let (mbufs, len) = unsafe { Mbufs::new(pkt) };
     let chain = Chain::with_len(&mbufs, len);
-    tap.deliver(dev, &section, &TapPacket { bytes: &chain, inbound, hw_time });
+    dev.deliver(tap, &section, &TapPacket { bytes: &chain, inbound: marks.inbound, hw_time });
     0
 }
 

@@ -4,7 +4,7 @@
 //!
 //! | file | concept |
 //! | --- | --- |
-//! | `platform.rs` | locks, counters, time, notes, interfaces, user memory |
+//! | `platform.rs` | locks, counters, time, notifiers, interfaces, user memory |
 //! | `mbuf.rs` | an mbuf chain as the engine's segment list |
 //! | `entry.rs` | the `zbpf_rs_*` functions: cdevsw, taps, timer, sysctls, module events |
 //! | `alloc.rs` | the global allocator over malloc(9), and the panic handler |

@@ -10,8 +10,8 @@ use super::ffi;
 use crate::abi::{dlt, Errno, Result, UserAddr, IFNAMSIZ};
 use crate::platform::epoch::EpochSection;
 use crate::platform::{
-    Bintime, Counter, DescLock, GlobalLock, HeldPages, NetIf, Notes, Outgoing, Platform, ReadSink,
-    Sleep, TapCookie, UserCtx, WriteSource,
+    Bintime, Cast, Counter, DescLock, GlobalLock, HeldPages, NetIf, Notifier, Outgoing, Platform,
+    ReadSink, Sleep, TapCookie, UserCtx, WriteSource,
 };
 
 /// A kernel errno into a `Result`.
@@ -241,14 +241,14 @@ impl Drop for KCounter {
 }
 
 /// selinfo, knlist, sigio and callout of one descriptor.
-pub struct KNotes(NonNull<ffi::zbpf_notes>);
+pub struct KNotifier(NonNull<ffi::zbpf_notes>);
 
 // SAFETY: every shim below locks what it touches.
-unsafe impl Send for KNotes {}
+unsafe impl Send for KNotifier {}
 // SAFETY: as above.
-unsafe impl Sync for KNotes {}
+unsafe impl Sync for KNotifier {}
 
-impl KNotes {
+impl KNotifier {
     /// Makes the timer and kqueue callbacks pass `cookie` (the descriptor),
     /// and the timer run with the descriptor's mutex `mtx`.
     pub fn bind(&self, cookie: *const c_void, mtx: *mut ffi::zbpf_mtx) {
@@ -271,7 +271,7 @@ impl KNotes {
     }
 }
 
-impl Notes for KNotes {
+impl Notifier for KNotifier {
     fn select_wakeup(&self) {
         // SAFETY: the notes live as long as `self`.
         unsafe { ffi::zbpf_kpi_select_wakeup(self.0.as_ptr()) }
@@ -303,7 +303,7 @@ impl Notes for KNotes {
     }
 }
 
-impl Drop for KNotes {
+impl Drop for KNotifier {
     fn drop(&mut self) {
         // SAFETY: freed once, after `drain` (Bpf::close) stopped callbacks.
         unsafe { ffi::zbpf_kpi_notes_free(self.0.as_ptr()) }
@@ -428,14 +428,11 @@ impl NetIf for KIface {
         if out.hide_from_taps {
             flags |= ffi::ZBPF_OUT_HIDE;
         }
-        // An Ethernet destination decides M_BCAST/M_MCAST.
-        if let Some(dst) = out.frame.get(..6) {
-            if dst == [0xff; 6] {
-                flags |= ffi::ZBPF_OUT_BCAST;
-            } else if dst[0] & 1 != 0 {
-                flags |= ffi::ZBPF_OUT_MCAST;
-            }
-        }
+        flags |= match out.cast {
+            Cast::Unicast => 0,
+            Cast::Broadcast => ffi::ZBPF_OUT_BCAST,
+            Cast::Multicast => ffi::ZBPF_OUT_MCAST,
+        };
         // SAFETY: `frame` is valid for `len` bytes during the call.
         check(unsafe {
             ffi::zbpf_kpi_if_output(
@@ -643,7 +640,7 @@ impl Platform for KernelPlatform {
     type Lock<T: Send> = KMutex<T>;
     type Global<T: Send> = KSx<T>;
     type Counter = KCounter;
-    type Notes = KNotes;
+    type Notifier = KNotifier;
     type Iface = KIface;
     type Pages = KPages;
     type EpochGuard = InNetEpoch;
@@ -666,10 +663,10 @@ impl Platform for KernelPlatform {
         u32::try_from(hz).unwrap_or(1000).max(1)
     }
 
-    fn new_notes(&self) -> Result<KNotes> {
+    fn new_notifier(&self) -> Result<KNotifier> {
         // SAFETY: plain call (M_WAITOK).
         let n = unsafe { ffi::zbpf_kpi_notes_alloc() };
-        NonNull::new(n).map(KNotes).ok_or(Errno::ENOMEM)
+        NonNull::new(n).map(KNotifier).ok_or(Errno::ENOMEM)
     }
 
     fn find_iface(&self, name: &str) -> Option<KIface> {

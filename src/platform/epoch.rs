@@ -1,6 +1,6 @@
 //! A pointer read without locks inside an epoch section and replaced by
 //! writers who wait for the epoch before freeing the old value: how the
-//! delivery path reads filters and listener lists while ioctls change them.
+//! delivery path reads filters and tap readers while ioctls change them.
 //!
 //! Only a platform's epoch guard opens a read:
 //!

@@ -140,7 +140,7 @@ pub trait Counter: Send + Sync {
 
 /// Per-descriptor notification resources: select/poll records, kqueue
 /// notes, the SIGIO owner and the read-timeout timer.
-pub trait Notes: Send + Sync {
+pub trait Notifier: Send + Sync {
     /// Wakes select/poll waiters and kqueue notes. Called without the
     /// descriptor lock held.
     fn select_wakeup(&self);
@@ -174,8 +174,26 @@ pub struct Outgoing<'a> {
     /// VLAN priority to tag (0 = none).
     pub pcp: u8,
     /// Feedback in both directions: the outgoing taps must not see this
-    /// frame, so that readers do not see it twice.
+    /// frame, so that readers do not see it twice. The platform marks the
+    /// frame (M_PROMISC) and its taps consult
+    /// [`StackMarks::verdict`](crate::engine::StackMarks::verdict).
     pub hide_from_taps: bool,
+    /// Broadcast or multicast as the engine judged the destination (the
+    /// kernel's M_BCAST/M_MCAST).
+    pub cast: Cast,
+}
+
+/// Who a written frame is addressed to, as bpf_movein decides it from an
+/// Ethernet destination.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Cast {
+    /// One station, or a link type without the distinction.
+    #[default]
+    Unicast,
+    /// Every station (M_BCAST).
+    Broadcast,
+    /// A group (M_MCAST).
+    Multicast,
 }
 
 /// Where a written frame goes, and what the write path needs to know about
@@ -280,7 +298,7 @@ pub trait Platform: Sized + Send + Sync + 'static {
     /// Statistics counters.
     type Counter: Counter;
     /// Per-descriptor notification resources.
-    type Notes: Notes;
+    type Notifier: Notifier;
     /// Network interfaces.
     type Iface: NetIf + Clone;
     /// Held user pages.
@@ -307,7 +325,7 @@ pub trait Platform: Sized + Send + Sync + 'static {
     }
 
     /// New notification resources for a descriptor.
-    fn new_notes(&self) -> Result<Self::Notes>;
+    fn new_notifier(&self) -> Result<Self::Notifier>;
     /// Looks up an interface by name in the caller's network stack.
     fn find_iface(&self, name: &str) -> Option<Self::Iface>;
     /// Makes machine code from [`jit::compile`](crate::filter::jit::compile)

@@ -54,18 +54,33 @@ impl Group {
 
     /// Runs the group's programs on a packet whose first segment is `head`,
     /// their answers kept in `out`. Yields, per reader of the group in
-    /// order, the filter generation its slot ran and the answer (the
-    /// fallback bit set for a slot without a program).
+    /// order, its slot's [`Answer`].
     #[inline]
     pub(crate) fn run<'a>(
         &'a self,
         head: &[u8],
         wirelen: u32,
         out: &'a mut Answers,
-    ) -> impl Iterator<Item = (u64, u64)> + 'a {
+    ) -> impl Iterator<Item = Answer> + 'a {
         let answers = self.code.run(head, wirelen, out);
-        self.slots.iter().zip(answers).map(|(&gen, &answer)| (gen.unwrap_or(u64::MAX), answer))
+        self.slots
+            .iter()
+            .zip(answers)
+            .map(|(&gen, &result)| Answer { filter_gen: gen.unwrap_or(u64::MAX), result })
     }
+}
+
+/// What a dispatcher answered for one reader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The filter generation of the program its slot ran (`u64::MAX` for
+    /// a slot without one): the answer counts only while the reader's
+    /// filter is still that one.
+    pub filter_gen: u64,
+    /// The program's result (the snapshot length, 0 = reject), or the
+    /// [`FALLBACK`](crate::filter::jit::FALLBACK) bit when the native code
+    /// could not decide and the reader's own filter must run.
+    pub result: u64,
 }
 
 /// Room for a group's answers to one packet.
@@ -122,8 +137,10 @@ mod tests {
             let epoch = &sim.bpf().platform.services.epoch;
             let section = epoch.enter();
             let key = <HostedPlatform as Platform>::iface_key(&iface);
-            let n =
-                sim.bpf().listening(&section, key, dlt::DLT_EN10MB).map(|t| t.dispatched(&section));
+            let n = sim
+                .bpf()
+                .tap_with_readers(&section, key, dlt::DLT_EN10MB)
+                .map(|t| t.dispatched(&section));
             epoch.exit(section);
             n
         };

@@ -24,6 +24,9 @@ pub struct FilterRow {
     pub jit_ns: Option<f64>,
     /// libpcap, best ns per packet.
     pub pcap_ns: f64,
+    /// Packets the native code left to the interpreter (`None`: no native
+    /// code).
+    pub fallbacks: Option<usize>,
 }
 
 impl FilterRow {
@@ -133,6 +136,10 @@ pub fn run(max_packets: usize, rounds: usize, pass_ms: f64) -> Result<FilterResu
             zbpf_ns: f64::MAX,
             jit_ns: f.jit.as_ref().map(|_| f64::MAX),
             pcap_ns: f64::MAX,
+            fallbacks: f
+                .jit
+                .as_ref()
+                .map(|j| mix.iter().filter(|&(p, w)| j.interprets(p, w)).count()),
         });
     }
     // Size the passes on libpcap (usually the slower), after a warm-up.

@@ -171,19 +171,20 @@ fn run(args: &Args) -> Result<(), String> {
             f.packets, f.files
         );
         println!(
-            "{:<20} {:>5} {:>8} {:>8} {:>8} {:>10} {:>8}",
-            "program", "insns", "interp", "jit", "libpcap", "interp/pc", "jit/pc"
+            "{:<20} {:>5} {:>8} {:>8} {:>8} {:>10} {:>8} {:>9}",
+            "program", "insns", "interp", "jit", "libpcap", "interp/pc", "jit/pc", "fallbacks"
         );
         for r in &f.rows {
             println!(
-                "{:<20} {:>5} {:>8.2} {:>8} {:>8.2} {:>9.2}x {:>8}",
+                "{:<20} {:>5} {:>8.2} {:>8} {:>8.2} {:>9.2}x {:>8} {:>9}",
                 r.label,
                 r.insns,
                 r.zbpf_ns,
                 r.jit_ns.map_or("-".into(), |v| format!("{v:.2}")),
                 r.pcap_ns,
                 r.interp_ratio(),
-                r.jit_ratio().map_or("-".into(), |v| format!("{v:.2}x"))
+                r.jit_ratio().map_or("-".into(), |v| format!("{v:.2}x")),
+                r.fallbacks.map_or("-".into(), |n| n.to_string())
             );
         }
         println!(

@@ -265,8 +265,10 @@ pub fn dispatch(counts: &[usize], effort: Effort) -> Result<Vec<DispatchRow>, St
             blob.extend_from_slice(&c.code[c.entry..]);
             blob.resize(blob.len().next_multiple_of(64), 0xcc);
         }
-        let packed = HostedNative::map(&zbpf::filter::jit::Compiled { code: blob, entry: 0 })
-            .ok_or("packing the programs")?;
+        let hot_end = blob.len();
+        let packed =
+            HostedNative::map(&zbpf::filter::jit::Compiled { code: blob, entry: 0, hot_end })
+                .ok_or("packing the programs")?;
         let packed_entries: Vec<u64> =
             offsets.iter().map(|o| packed.entry() as usize as u64 + o).collect();
         let dispatched = |entries: &[u64]| -> Result<f64, String> {
