@@ -259,6 +259,22 @@ struct Slot {
     prev: Snap,
 }
 
+impl Slot {
+    /// A descriptor just opened as `fd`.
+    fn opened(sim: &Sim, fd: i32) -> Slot {
+        let desc = Arc::downgrade(&sim.descriptor(fd).expect("just opened"));
+        Slot {
+            fd,
+            desc,
+            zbuf_mode: false,
+            zbufs: None,
+            records_read: 0,
+            lost: false,
+            prev: Snap::default(),
+        }
+    }
+}
+
 /// What a step offered to the descriptors.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Offer {
@@ -364,16 +380,7 @@ impl World {
             return Ok(Offer::Nothing);
         }
         let fd = self.sim.open(flags).expect("open never fails");
-        let desc = Arc::downgrade(&self.sim.descriptor(fd).expect("just opened"));
-        self.slots[slot] = Some(Slot {
-            fd,
-            desc,
-            zbuf_mode: false,
-            zbufs: None,
-            records_read: 0,
-            lost: false,
-            prev: Snap::default(),
-        });
+        self.slots[slot] = Some(Slot::opened(&self.sim, fd));
         Ok(Offer::Nothing)
     }
 
@@ -859,16 +866,7 @@ impl World {
             self.lent.clear();
             self.ioctl_step = true;
             let fd = self.sim.open(oflags::O_RDWR).expect("open");
-            let desc = Arc::downgrade(&self.sim.descriptor(fd).expect("just opened"));
-            self.slots[slot] = Some(Slot {
-                fd,
-                desc,
-                zbuf_mode: false,
-                zbufs: None,
-                records_read: 0,
-                lost: false,
-                prev: Snap::default(),
-            });
+            self.slots[slot] = Some(Slot::opened(&self.sim, fd));
             let arg = self.mem.base + (SPAN - 64) as u64;
             if how >= 3 {
                 self.ioctl(Some(slot), fd, BIOCSETBUFMODE, arg, &BPF_BUFMODE_ZBUF.to_ne_bytes());

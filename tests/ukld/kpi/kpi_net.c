@@ -798,11 +798,31 @@ ukk_if_destroy(const char *name)
 	return (0);
 }
 
+/*
+ * Hands a driver's packet to the interface's current if_input (received)
+ * or if_transmit (sent), as a driver does, in its vnet and the epoch, and
+ * drops the caller's reference.
+ */
+static void
+ukk_if_hand(struct ifnet *ifp, struct mbuf *m, int inbound)
+{
+	struct epoch_tracker et;
+
+	CURVNET_SET(ifp->if_vnet);
+	NET_EPOCH_ENTER(et);
+	if (inbound)
+		ifp->if_input(ifp, m);
+	else
+		(void)ifp->if_transmit(ifp, m);
+	NET_EPOCH_EXIT(et);
+	CURVNET_RESTORE();
+	if_rele(ifp);
+}
+
 int
 ukk_if_inject(const char *name, const void *frame, uk_size_t len, int inbound,
     unsigned shape)
 {
-	struct epoch_tracker et;
 	struct ifnet *ifp;
 	struct mbuf *m;
 
@@ -818,15 +838,7 @@ ukk_if_inject(const char *name, const void *frame, uk_size_t len, int inbound,
 		if_rele(ifp);
 		return (ENOBUFS);
 	}
-	CURVNET_SET(ifp->if_vnet);
-	NET_EPOCH_ENTER(et);
-	if (inbound)
-		ifp->if_input(ifp, m);
-	else
-		(void)ifp->if_transmit(ifp, m);
-	NET_EPOCH_EXIT(et);
-	CURVNET_RESTORE();
-	if_rele(ifp);
+	ukk_if_hand(ifp, m, inbound);
 	return (0);
 }
 
@@ -892,7 +904,6 @@ int
 ukk_if_inject_ex(const char *name, const void *frame, uk_size_t len,
     int inbound, const struct ukk_frame_opts *opts)
 {
-	struct epoch_tracker et;
 	struct ifnet *ifp;
 	struct mbuf *m;
 	int error;
@@ -905,15 +916,7 @@ ukk_if_inject_ex(const char *name, const void *frame, uk_size_t len,
 		if_rele(ifp);
 		return (error);
 	}
-	CURVNET_SET(ifp->if_vnet);
-	NET_EPOCH_ENTER(et);
-	if (inbound)
-		ifp->if_input(ifp, m);
-	else
-		(void)ifp->if_transmit(ifp, m);
-	NET_EPOCH_EXIT(et);
-	CURVNET_RESTORE();
-	if_rele(ifp);
+	ukk_if_hand(ifp, m, inbound);
 	return (0);
 }
 
