@@ -294,15 +294,17 @@ impl<P: Platform> Descriptor<P> {
         }
         self.counters.received.add(1);
         let wirelen = pkt.wirelen();
-        let snaplen = match answer {
-            // The tap's dispatcher ran this reader's filter as it is now.
-            Some(a)
-                if a.result & crate::filter::jit::FALLBACK == 0
-                    && a.filter_gen == self.filter_gen.load(Ordering::Acquire) =>
-            {
-                a.result as u32
-            }
-            _ => match self.rfilter.get(section) {
+        // The tap's dispatcher ran this reader's filter as it is now: its
+        // answer stands, unless the interpreter must finish the run.
+        let dispatched = answer
+            .filter(|a| a.filter_gen == self.filter_gen.load(Ordering::Acquire))
+            .and_then(|a| {
+                let whole = pkt.bytes.head().len() == pkt.bytes.len();
+                crate::filter::native_answer(a.result, whole)
+            });
+        let snaplen = match dispatched {
+            Some(answer) => answer,
+            None => match self.rfilter.get(section) {
                 Some(prog) => prog.run_on(pkt.bytes, wirelen),
                 None => u32::MAX,
             },

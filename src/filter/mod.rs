@@ -114,6 +114,19 @@ impl Dispatcher {
     }
 }
 
+/// What a native run's raw result `r` means: the filter's answer, or `None`
+/// when the interpreter must finish the run. The code falls back only at a
+/// load past the head; when the head is the whole packet (`head_is_whole`)
+/// that load is out of bounds, and bpf rejects the packet.
+#[inline(always)]
+pub fn native_answer(r: u64, head_is_whole: bool) -> Option<u32> {
+    if r & jit::FALLBACK == 0 {
+        Some(r as u32)
+    } else {
+        head_is_whole.then_some(0)
+    }
+}
+
 /// A validated, pre-decoded program.
 #[derive(Clone)]
 pub struct Program {
@@ -266,11 +279,7 @@ impl Program {
         } else {
             call(core::ptr::null_mut())
         };
-        if r & jit::FALLBACK == 0 {
-            Some(r as u32)
-        } else {
-            (head.len() == pkt.len()).then_some(0)
-        }
+        native_answer(r, head.len() == pkt.len())
     }
 
     /// The interpreter, for programs without native code and for segmented
