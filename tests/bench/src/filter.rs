@@ -1,11 +1,14 @@
-//! zbpf's filter machine against libpcap's C `bpf_filter()`: the same
-//! compiled programs over the same packets, in the same process, rounds
+//! zbpf's filter machine against libpcap's C `bpf_filter()` and, when it
+//! was built (`crate::jitter`), FreeBSD's own amd64 JIT: the same compiled
+//! programs over the same packets, in the same process, rounds
 //! interleaved, the best round kept.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use zbpf_bench::workload::{self, Filter, Mix};
+
+use crate::jitter::{self, Jitter};
 
 /// One program's result.
 #[derive(Clone, Debug)]
@@ -24,6 +27,10 @@ pub struct FilterRow {
     pub jit_ns: Option<f64>,
     /// libpcap, best ns per packet.
     pub pcap_ns: f64,
+    /// FreeBSD's bpf_jitter, best ns per packet (`None`: not built).
+    pub jitter_ns: Option<f64>,
+    /// Packets where bpf_jitter's verdict differed from zbpf's interpreter.
+    pub jitter_mismatches: Option<usize>,
     /// Packets the native code left to the interpreter (`None`: no native
     /// code).
     pub fallbacks: Option<usize>,
@@ -38,6 +45,11 @@ impl FilterRow {
     /// The native code's time over libpcap's.
     pub fn jit_ratio(&self) -> Option<f64> {
         self.jit_ns.map(|j| j / self.pcap_ns)
+    }
+
+    /// zbpf's native code's time over bpf_jitter's.
+    pub fn jit_over_jitter(&self) -> Option<f64> {
+        Some(self.jit_ns? / self.jitter_ns?)
     }
 
     /// What the engine runs by default (native code when there is some)
@@ -60,9 +72,28 @@ pub struct FilterResult {
     /// The floor: best ns per packet of the same loop reading only each
     /// packet's EtherType, the least any real filter reads.
     pub floor_ns: f64,
+    /// The FreeBSD source tree bpf_jitter was built from, or why it was
+    /// not measured.
+    pub jitter_source: Result<&'static str, String>,
 }
 
 impl FilterResult {
+    /// Geometric means against FreeBSD's bpf_jitter: zbpf's native code's
+    /// time over bpf_jitter's, over the programs zbpf compiles (the goal's
+    /// figure), and what the engine runs by default (native code, else the
+    /// interpreter: accept-all is a lone `ret #k` it answers without running
+    /// anything) over bpf_jitter's, over every program.
+    pub fn jitter_geomeans(&self) -> Option<(f64, f64)> {
+        let jit: Vec<_> = self.rows.iter().filter_map(FilterRow::jit_over_jitter).collect();
+        let default: Vec<_> = self
+            .rows
+            .iter()
+            .filter_map(|r| Some(r.jit_ns.unwrap_or(r.zbpf_ns) / r.jitter_ns?))
+            .collect();
+        (!jit.is_empty())
+            .then(|| (workload::geomean(jit.into_iter()), workload::geomean(default.into_iter())))
+    }
+
     /// Geometric mean, over the programs that read the packet, of the
     /// native code's time over libpcap's once the floor is taken from both:
     /// what each machine adds to reading the packet at all.
@@ -105,6 +136,16 @@ fn pass_pcap(f: &Filter, mix: &Mix, reps: usize) -> u64 {
     pass(mix, reps, |p, w| u64::from(f.pcap.run(p, w)))
 }
 
+fn pass_jitter(j: &Jitter, mix: &Mix, reps: usize) -> u64 {
+    pass(mix, reps, |p, w| u64::from(j.run(p, w)))
+}
+
+/// Packets of the mix where bpf_jitter's verdict is not zbpf's
+/// interpreter's.
+fn jitter_mismatches(f: &Filter, j: &Jitter, mix: &Mix) -> usize {
+    mix.iter().filter(|&(p, w)| j.run(p, w) != f.zbpf.run(p, w)).count()
+}
+
 /// The floor: only each packet's EtherType is read.
 fn pass_floor(mix: &Mix, reps: usize) -> u64 {
     pass(mix, reps, |p, w| {
@@ -120,13 +161,15 @@ fn time(f: impl FnOnce() -> u64, packets: usize) -> f64 {
 }
 
 /// Runs the filter benchmark: `rounds` interleaved rounds, each pass at
-/// least about `pass_ms` milliseconds. Fails if the two machines disagree
-/// on any packet.
+/// least about `pass_ms` milliseconds. Fails if zbpf and libpcap disagree
+/// on any packet; bpf_jitter's disagreements are counted, not fatal.
 pub fn run(max_packets: usize, rounds: usize, pass_ms: f64) -> Result<FilterResult, String> {
     let mix = workload::ethernet_mix(max_packets)?;
     let filters = workload::filters()?;
+    let jitters =
+        filters.iter().map(|f| jitter::compile(&f.insns)).collect::<Result<Vec<_>, _>>()?;
     let mut rows = Vec::new();
-    for f in &filters {
+    for (f, j) in filters.iter().zip(&jitters) {
         let accepted = workload::agree(f, &mix)?;
         rows.push(FilterRow {
             label: f.label,
@@ -136,6 +179,8 @@ pub fn run(max_packets: usize, rounds: usize, pass_ms: f64) -> Result<FilterResu
             zbpf_ns: f64::MAX,
             jit_ns: f.jit.as_ref().map(|_| f64::MAX),
             pcap_ns: f64::MAX,
+            jitter_ns: j.as_ref().map(|_| f64::MAX),
+            jitter_mismatches: j.as_ref().map(|j| jitter_mismatches(f, j, &mix)),
             fallbacks: f
                 .jit
                 .as_ref()
@@ -157,8 +202,8 @@ pub fn run(max_packets: usize, rounds: usize, pass_ms: f64) -> Result<FilterResu
         for (i, f) in filters.iter().enumerate() {
             let n = mix.len() * reps[i];
             // Rotate which machine goes first.
-            for k in 0..3 {
-                match (round + k) % 3 {
+            for k in 0..4 {
+                match (round + k) % 4 {
                     0 => {
                         let t = time(|| pass_zbpf(f, &mix, reps[i]), n);
                         rows[i].zbpf_ns = rows[i].zbpf_ns.min(t);
@@ -169,13 +214,26 @@ pub fn run(max_packets: usize, rounds: usize, pass_ms: f64) -> Result<FilterResu
                             rows[i].jit_ns = rows[i].jit_ns.map(|b| b.min(t));
                         }
                     }
-                    _ => {
+                    2 => {
                         let t = time(|| pass_pcap(f, &mix, reps[i]), n);
                         rows[i].pcap_ns = rows[i].pcap_ns.min(t);
+                    }
+                    _ => {
+                        if let Some(j) = &jitters[i] {
+                            let t = time(|| pass_jitter(j, &mix, reps[i]), n);
+                            rows[i].jitter_ns = rows[i].jitter_ns.map(|b| b.min(t));
+                        }
                     }
                 }
             }
         }
     }
-    Ok(FilterResult { packets: mix.len(), bytes: mix.bytes(), files: mix.files, rows, floor_ns })
+    Ok(FilterResult {
+        packets: mix.len(),
+        bytes: mix.bytes(),
+        files: mix.files,
+        rows,
+        floor_ns,
+        jitter_source: jitter::source().map_err(str::to_string),
+    })
 }

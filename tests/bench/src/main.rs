@@ -2,8 +2,9 @@
 //!
 //! Five benchmarks, all in one process on the userspace simulator:
 //!
-//! 1. filter: zbpf's `Program::run` against libpcap's C `bpf_filter()`,
-//!    same programs, same packets;
+//! 1. filter: zbpf's `Program::run` against libpcap's C `bpf_filter()`
+//!    and, when a FreeBSD source tree was at hand to build it, FreeBSD's
+//!    own amd64 JIT (bpf_jitter), same programs, same packets;
 //! 2. capture path: tap → filter → capture → rotation → consumer, BUFFER
 //!    and ZBUF, against a memcpy baseline;
 //! 3. the two consumers of the 2007 Zero-Copy BPF slides (walk the headers,
@@ -28,6 +29,7 @@ mod alloc;
 mod capture;
 mod deliver;
 mod filter;
+mod jitter;
 mod memory;
 mod plot;
 mod report;
@@ -170,21 +172,39 @@ fn run(args: &Args) -> Result<(), String> {
             "{} packets from {} traces; both machines agree on every verdict",
             f.packets, f.files
         );
+        match &f.jitter_source {
+            Ok(src) => println!("FreeBSD bpf_jitter built from {src}"),
+            Err(why) => println!("FreeBSD bpf_jitter not measured: {why}"),
+        }
+        let opt = |v: Option<f64>, unit: &str| v.map_or("-".into(), |v| format!("{v:.2}{unit}"));
         println!(
-            "{:<20} {:>5} {:>8} {:>8} {:>8} {:>10} {:>8} {:>9}",
-            "program", "insns", "interp", "jit", "libpcap", "interp/pc", "jit/pc", "fallbacks"
+            "{:<20} {:>5} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>8} {:>9} {:>10}",
+            "program",
+            "insns",
+            "interp",
+            "jit",
+            "jitter",
+            "libpcap",
+            "interp/pc",
+            "jit/pc",
+            "jit/bj",
+            "fallbacks",
+            "bj≠interp"
         );
         for r in &f.rows {
             println!(
-                "{:<20} {:>5} {:>8.2} {:>8} {:>8.2} {:>9.2}x {:>8} {:>9}",
+                "{:<20} {:>5} {:>8.2} {:>8} {:>8} {:>8.2} {:>9.2}x {:>8} {:>8} {:>9} {:>10}",
                 r.label,
                 r.insns,
                 r.zbpf_ns,
-                r.jit_ns.map_or("-".into(), |v| format!("{v:.2}")),
+                opt(r.jit_ns, ""),
+                opt(r.jitter_ns, ""),
                 r.pcap_ns,
                 r.interp_ratio(),
-                r.jit_ratio().map_or("-".into(), |v| format!("{v:.2}x")),
-                r.fallbacks.map_or("-".into(), |n| n.to_string())
+                opt(r.jit_ratio(), "x"),
+                opt(r.jit_over_jitter(), "x"),
+                r.fallbacks.map_or("-".into(), |n| n.to_string()),
+                r.jitter_mismatches.map_or("-".into(), |n| n.to_string())
             );
         }
         println!(

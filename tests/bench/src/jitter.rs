@@ -1,0 +1,101 @@
+//! FreeBSD's own amd64 BPF JIT (`bpf_jitter`), linked by `build.rs` when a
+//! FreeBSD source tree was at hand: the filter benchmark times zbpf's JIT
+//! beside it. Without the tree, `compile` gives `None` and `source` says why.
+
+use zbpf::abi::BpfInsn;
+
+/// The FreeBSD source tree bpf_jitter was built from, or why it was not.
+pub fn source() -> Result<&'static str, &'static str> {
+    match (option_env!("ZBPF_BPF_JITTER_SRC"), option_env!("ZBPF_BPF_JITTER_MISSING")) {
+        (Some(src), _) if cfg!(zbpf_bpf_jitter) => Ok(src),
+        (_, Some(why)) => Err(why),
+        _ => Err("not built (tests/bench/build.rs did not run)"),
+    }
+}
+
+#[cfg(zbpf_bpf_jitter)]
+mod linked {
+    use std::ffi::c_void;
+    use std::ptr::NonNull;
+
+    use zbpf::abi::BpfInsn;
+
+    /// A compiled function: (packet, wire length, captured length).
+    type Func = unsafe extern "C" fn(*const u8, u32, u32) -> u32;
+
+    extern "C" {
+        fn zbpf_bench_jit(insns: *const BpfInsn, n: i32) -> *mut c_void;
+        fn zbpf_bench_jit_func(handle: *mut c_void) -> Option<Func>;
+        fn zbpf_bench_jit_free(handle: *mut c_void);
+    }
+
+    /// One program compiled by bpf_jitter.
+    pub struct Jitter {
+        handle: NonNull<c_void>,
+        func: Func,
+    }
+
+    impl Jitter {
+        /// Compiles `insns` (a program libpcap emitted, so a valid one:
+        /// bpf_jitter trusts bpf_validate() to have run).
+        pub fn new(insns: &[BpfInsn]) -> Result<Self, String> {
+            let n = i32::try_from(insns.len()).map_err(|e| e.to_string())?;
+            // SAFETY: `insns` is n valid instructions, read only during the call.
+            let handle = NonNull::new(unsafe { zbpf_bench_jit(insns.as_ptr(), n) })
+                .ok_or("bpf_jitter could not compile the program")?;
+            // SAFETY: `handle` is a live filter bpf_jitter returned.
+            match unsafe { zbpf_bench_jit_func(handle.as_ptr()) } {
+                Some(func) => Ok(Jitter { handle, func }),
+                None => {
+                    // SAFETY: as above; not used again.
+                    unsafe { zbpf_bench_jit_free(handle.as_ptr()) };
+                    Err("bpf_jitter gave no function".into())
+                }
+            }
+        }
+
+        /// The verdict on a contiguous packet, as bpf(4) asks for it.
+        #[inline]
+        pub fn run(&self, pkt: &[u8], wirelen: u32) -> u32 {
+            // The length fits: the mix holds captured packets.
+            let buflen = pkt.len() as u32;
+            // SAFETY: the code reads the packet only below `buflen`, every
+            // load bounds-checked against it, and never writes it.
+            unsafe { (self.func)(pkt.as_ptr(), wirelen, buflen) }
+        }
+    }
+
+    impl Drop for Jitter {
+        fn drop(&mut self) {
+            // SAFETY: `handle` came from bpf_jitter and is freed once.
+            unsafe { zbpf_bench_jit_free(self.handle.as_ptr()) };
+        }
+    }
+}
+
+#[cfg(zbpf_bpf_jitter)]
+pub use linked::Jitter;
+
+/// Never made: bpf_jitter was not built.
+#[cfg(not(zbpf_bpf_jitter))]
+pub struct Jitter(std::convert::Infallible);
+
+#[cfg(not(zbpf_bpf_jitter))]
+impl Jitter {
+    fn new(_: &[BpfInsn]) -> Result<Self, String> {
+        Err(source().err().unwrap_or_default().to_string())
+    }
+
+    /// Unreachable: no value of this type exists.
+    pub fn run(&self, _: &[u8], _: u32) -> u32 {
+        match self.0 {}
+    }
+}
+
+/// `insns` compiled by bpf_jitter; `Ok(None)` when it was not built.
+pub fn compile(insns: &[BpfInsn]) -> Result<Option<Jitter>, String> {
+    if source().is_err() {
+        return Ok(None);
+    }
+    Jitter::new(insns).map(Some)
+}
