@@ -402,12 +402,8 @@ impl<P: Platform> Descriptor<P> {
     }
 
     /// One `net.bpf.stats` record.
-    pub(crate) fn xbpf(&self, ifname: &str) -> XbpfD {
+    pub(crate) fn xbpf(&self, name: [u8; IFNAMSIZ]) -> XbpfD {
         let st = self.state.lock();
-        let mut name = [0u8; IFNAMSIZ];
-        for (d, s) in name.iter_mut().zip(ifname.bytes().take(IFNAMSIZ - 1)) {
-            *d = s;
-        }
         let c = &self.counters;
         XbpfD {
             bd_structsize: XbpfD::SIZE as u32,

@@ -133,10 +133,7 @@ impl<P: Platform> Bpf<P> {
             BIOCSDLT => self.set_dlt(d, arg::<u32>(data)?),
             BIOCGETIF => {
                 let tap = d.state.lock().tap.clone().ok_or(Errno::EINVAL)?;
-                let mut ifr = IfReq::default();
-                for (dst, src) in ifr.ifr_name.iter_mut().zip(tap.iface_name().bytes().take(15)) {
-                    *dst = src;
-                }
+                let ifr = IfReq { ifr_name: tap.iface().name_now(), ..IfReq::default() };
                 ifr.encode(data);
                 Ok(())
             }

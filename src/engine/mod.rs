@@ -79,7 +79,7 @@ pub use zbuf::HEADER_LEN as ZBUF_HEADER_LEN;
 
 use crate::abi::{Errno, Result, XbpfD, BPF_DEFAULTBUFSIZE, BPF_MAXBUFSIZE, BPF_MAXINSNS};
 use crate::platform::epoch::EpochCell;
-use crate::platform::{DescLock, GlobalLock, Notifier, Platform};
+use crate::platform::{DescLock, GlobalLock, NetIf, Notifier, Platform};
 use attach::{ActiveTaps, Registry};
 
 /// A tap whose readers are descriptors.
@@ -246,7 +246,7 @@ impl<P: Platform> Bpf<P> {
         let mut out = Vec::new();
         for entry in reg.entries() {
             for d in entry.writers.iter().chain(entry.readers.iter()) {
-                out.push(d.xbpf(entry.tap.iface_name()));
+                out.push(d.xbpf(entry.tap.iface().name_now()));
             }
         }
         out

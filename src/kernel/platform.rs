@@ -399,6 +399,17 @@ impl NetIf for KIface {
     fn name(&self) -> &str {
         core::str::from_utf8(&self.name[..self.name_len]).unwrap_or("?")
     }
+    fn name_now(&self) -> [u8; IFNAMSIZ] {
+        let mut out = [0u8; IFNAMSIZ];
+        // SAFETY: the ifnet is referenced; if_xname is a NUL-terminated
+        // array of IFNAMSIZ bytes (if_rename writes it whole, as bpf reads
+        // it, without a lock).
+        let now = unsafe { c_bytes(ffi::zbpf_kpi_if_name(self.ifp.as_ptr())) };
+        for (d, s) in out.iter_mut().zip(now.iter().take(IFNAMSIZ - 1)) {
+            *d = *s;
+        }
+        out
+    }
     fn dlts(&self) -> &[(u32, u32)] {
         &self.dlts
     }

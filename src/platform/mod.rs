@@ -199,8 +199,18 @@ pub enum Cast {
 /// Where a written frame goes, and what the write path needs to know about
 /// an interface.
 pub trait NetIf: Send + Sync {
-    /// Interface name (at most 15 bytes).
+    /// Interface name (at most 15 bytes), as it was when the handle was
+    /// taken.
     fn name(&self) -> &str;
+    /// The name now, NUL-padded: an interface can be renamed while
+    /// descriptors are attached, and bpf reports its current name.
+    fn name_now(&self) -> [u8; crate::abi::IFNAMSIZ] {
+        let mut out = [0u8; crate::abi::IFNAMSIZ];
+        for (d, s) in out.iter_mut().zip(self.name().bytes().take(crate::abi::IFNAMSIZ - 1)) {
+            *d = s;
+        }
+        out
+    }
     /// The data-link types it offers, primary first, with the link-header
     /// length of each.
     fn dlts(&self) -> &[(u32, u32)];

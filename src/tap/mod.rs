@@ -27,7 +27,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use crate::filter::Dispatchable;
 use crate::packet::PacketBytes;
 use crate::platform::epoch::EpochCell;
-use crate::platform::{NetIf, Platform, TapPacket};
+use crate::platform::{Platform, TapPacket};
 
 /// A tap's readers as published for the delivery path, and a dispatcher
 /// for each group of [`dispatch::GROUP`] readers that has one.
@@ -63,11 +63,6 @@ impl<P: Platform, L: Send + Sync + 'static> Tap<P, L> {
     /// The interface.
     pub fn iface(&self) -> &P::Iface {
         &self.iface
-    }
-
-    /// The interface's name.
-    pub fn iface_name(&self) -> &str {
-        self.iface.name()
     }
 
     /// The data-link type.

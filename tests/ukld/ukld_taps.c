@@ -824,15 +824,15 @@ ukld_check_taps_install(void)
 		(void)ukk_if_rename("ukren0", zk.tx_if);
 		goto out;
 	}
-	/* FreeBSD's BIOCGETIF reads if_xname at the call, so it would say
-	 * the new name; noted, not required (see the report of the check). */
+	/* BIOCGETIF reads if_xname at the call, as FreeBSD's does. */
 	memset(&ifr, 0, sizeof(ifr));
-	if (zk_ioctl(a, BIOCGETIF, &ifr) != 0) {
-		zk_fail("BIOCGETIF after the rename: %s", strerror(errno));
+	if (zk_ioctl(a, BIOCGETIF, &ifr) != 0 ||
+	    strcmp(ZK_IFR_NAME(ifr), "ukren0") != 0) {
+		zk_fail("BIOCGETIF after renaming %s to ukren0: \"%s\" (%s)",
+		    zk.tx_if, ZK_IFR_NAME(ifr), strerror(errno));
 		(void)ukk_if_rename("ukren0", zk.tx_if);
 		goto out;
 	}
-	zk_note("after renaming %s to ukren0, BIOCGETIF says %s", zk.tx_if, ZK_IFR_NAME(ifr));
 	if (ukk_if_rename("ukren0", zk.tx_if) != 0)
 		goto out;
 	zk_close(a);
@@ -842,7 +842,8 @@ ukld_check_taps_install(void)
 		goto out;
 	}
 	zk_note("BIOCSETIF wraps if_input/if_transmit; a second reader's close keeps them; "
-	    "BIOCSETIF to another interface moves them; a rename keeps the reader; the last "
+	    "BIOCSETIF to another interface moves them; a rename keeps the reader and BIOCGETIF "
+	    "says the new name; the last "
 	    "close gives the driver's back");
 	rc = 0;
 out:
