@@ -577,7 +577,8 @@ impl World {
         let b = match u.int_in_range(0u8..=6)? {
             0..=2 => page(u)?,
             // Overlapping a, or a itself.
-            3 | 4 => a + u64::from(u.int_in_range(0u8..=3)?) * PAGE_SIZE as u64,
+            // (`a` may be any address: wrap as the kernel's arithmetic would.)
+            3 | 4 => a.wrapping_add(u64::from(u.int_in_range(0u8..=3)?) * PAGE_SIZE as u64),
             5 => page(u)? + u64::from(u.int_in_range(1u16..=4095)?),
             _ => self.addr(u)?,
         };
