@@ -176,7 +176,6 @@ struct zbpf_hook {
 
 static struct zbpf_hook **zbpf_hook_pages[ZBPF_HOOK_PAGES];
 static struct sx zbpf_hooks_sx;
-static u_int zbpf_hooks_count;
 
 static struct zbpf_hook **
 zbpf_hook_slot(struct ifnet *ifp)
@@ -327,8 +326,23 @@ zbpf_hook_free(struct zbpf_hook **slot)
 	NET_EPOCH_WAIT();
 	atomic_store_rel_ptr((uintptr_t *)slot, (uintptr_t)NULL);
 	NET_EPOCH_WAIT();
-	zbpf_hooks_count--;
 	free(h, M_ZBPF);
+}
+
+/*
+ * Gives the interface its functions back if zbpf's wrappers are still on
+ * top (else they stay another module's business), then frees the hook.
+ */
+static void
+zbpf_hook_undo(struct zbpf_hook **slot)
+{
+	struct zbpf_hook *h = *slot;
+
+	if (zbpf_hook_on_top(h)) {
+		if_setinputfn(h->ifp, h->input);
+		if_settransmitfn(h->ifp, h->transmit);
+	}
+	zbpf_hook_free(slot);
 }
 
 int
@@ -358,7 +372,6 @@ zbpf_kpi_tap_install(struct ifnet *ifp, void *tap)
 		h = malloc(sizeof(*h), M_ZBPF, M_WAITOK | M_ZERO);
 		h->ifp = ifp;
 		atomic_store_rel_ptr((uintptr_t *)slot, (uintptr_t)h);
-		zbpf_hooks_count++;
 	}
 	/* A hook that stayed is still in the interface's chain. */
 	if (h->input == NULL) {
@@ -376,7 +389,7 @@ zbpf_kpi_tap_install(struct ifnet *ifp, void *tap)
 int
 zbpf_kpi_tap_remove(struct ifnet *ifp, int keep)
 {
-	struct zbpf_hook **slot, *h;
+	struct zbpf_hook *h;
 	int error = 0;
 
 	sx_xlock(&zbpf_hooks_sx);
@@ -387,12 +400,8 @@ zbpf_kpi_tap_remove(struct ifnet *ifp, int keep)
 			error = EBUSY;
 		else if (keep)
 			h->kept = 1;
-		else {
-			if_setinputfn(ifp, h->input);
-			if_settransmitfn(ifp, h->transmit);
-			slot = zbpf_hook_slot(ifp);
-			zbpf_hook_free(slot);
-		}
+		else
+			zbpf_hook_undo(zbpf_hook_slot(ifp));
 	}
 	sx_xunlock(&zbpf_hooks_sx);
 	/* No wrapper still delivers to the tap. */
@@ -403,17 +412,9 @@ zbpf_kpi_tap_remove(struct ifnet *ifp, int keep)
 void
 zbpf_kpi_tap_forget(struct ifnet *ifp)
 {
-	struct zbpf_hook **slot;
-
 	sx_xlock(&zbpf_hooks_sx);
-	if (zbpf_hook_find(ifp) != NULL) {
-		slot = zbpf_hook_slot(ifp);
-		if (zbpf_hook_on_top(*slot)) {
-			if_setinputfn(ifp, (*slot)->input);
-			if_settransmitfn(ifp, (*slot)->transmit);
-		}
-		zbpf_hook_free(slot);
-	}
+	if (zbpf_hook_find(ifp) != NULL)
+		zbpf_hook_undo(zbpf_hook_slot(ifp));
 	sx_xunlock(&zbpf_hooks_sx);
 }
 
@@ -421,24 +422,23 @@ int
 zbpf_kpi_hooks_settle(void)
 {
 	struct zbpf_hook **page, *h;
-	int i, j;
+	int i, j, held = 0;
 
 	sx_xlock(&zbpf_hooks_sx);
 	for (i = 0; i < ZBPF_HOOK_PAGES; i++) {
 		page = zbpf_hook_pages[i];
 		for (j = 0; page != NULL && j < ZBPF_HOOK_PAGE; j++) {
 			h = page[j];
-			if (h == NULL || h->tap != NULL || h->kept ||
-			    !zbpf_hook_on_top(h))
+			if (h == NULL)
 				continue;
-			if_setinputfn(h->ifp, h->input);
-			if_settransmitfn(h->ifp, h->transmit);
-			zbpf_hook_free(&page[j]);
+			if (h->tap == NULL && !h->kept && zbpf_hook_on_top(h))
+				zbpf_hook_undo(&page[j]);
+			else
+				held++;
 		}
 	}
-	i = (int)zbpf_hooks_count;
 	sx_xunlock(&zbpf_hooks_sx);
-	return (i);
+	return (held);
 }
 
 /* At unload, with no hook left: the table itself. */
