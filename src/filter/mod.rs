@@ -104,9 +104,9 @@ impl Dispatcher {
         // head[..head.len()] and gets no scratch memory (Dispatchable), and
         // writes out[i] for every slot, all within `out` (slots <=
         // DISPATCH_SLOTS, checked by compile_dispatch).
-        // SAFETY: `entry` is compile_dispatch's code for these slots, kept
-        // mapped by `_code` (NativeCode's contract); every program it calls
-        // is kept mapped by `_held`.
+        // `_code` keeps the dispatcher mapped (NativeCode's contract) and
+        // `_held` every program it calls.
+        // SAFETY: `entry` is compile_dispatch's live code for these slots.
         unsafe { (self.entry)(head.as_ptr(), head.len() as u64, wirelen, out.as_mut_ptr().cast()) };
         // SAFETY: the dispatcher initialised out[..slots], and
         // `MaybeUninit<u64>` has the layout of `u64`.

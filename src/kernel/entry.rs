@@ -324,9 +324,9 @@ pub unsafe extern "C" fn zbpf_rs_tap(tap: *mut c_void, pkt: *const ffi::zbpf_pac
     if marks.verdict() == TapVerdict::HideAndClearMark {
         return ffi::ZBPF_TAP_CLEAR_PROMISC as c_int;
     }
-    // SAFETY: the hook hands back the tap KIface::set_tapped gave it, which
-    // the registry keeps alive until the hook's removal has waited for
-    // every wrapper (zbpf_kpi_tap_remove).
+    // The registry keeps the tap alive until the hook's removal has waited
+    // for every wrapper (zbpf_kpi_tap_remove).
+    // SAFETY: the hook hands back the live tap KIface::set_tapped gave it.
     let tap = unsafe { &*tap.cast_const().cast::<Tap<KernelPlatform>>() };
     // SAFETY: the C wrappers call us inside the network epoch.
     let section = unsafe { InNetEpoch::assume() };

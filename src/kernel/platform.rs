@@ -252,9 +252,9 @@ impl KNotifier {
     /// Makes the timer and kqueue callbacks pass `cookie` (the descriptor),
     /// and the timer run with the descriptor's mutex `mtx`.
     pub fn bind(&self, cookie: *const c_void, mtx: *mut ffi::zbpf_mtx) {
-        // SAFETY: the notes live as long as `self`; the cookie is stored;
-        // the mutex is the descriptor's, which outlives its notes' timer
-        // (drained at close).
+        // The mutex is the descriptor's, which outlives its notes' timer
+        // (drained at close); the cookie is only stored.
+        // SAFETY: the notes live as long as `self`, the mutex longer.
         unsafe { ffi::zbpf_kpi_notes_bind(self.0.as_ptr(), cookie.cast_mut(), mtx) }
     }
 
@@ -266,7 +266,7 @@ impl KNotifier {
 
     /// Attaches a knote.
     pub fn knote_attach(&self, kn: *mut ffi::knote, filter: i32) {
-        // SAFETY: `kn` is the knote handed to d_kqfilter.
+        // SAFETY: `kn` is the live knote d_kqfilter received.
         unsafe { ffi::zbpf_kpi_knote_attach(self.0.as_ptr(), kn, filter) }
     }
 }
@@ -298,7 +298,7 @@ impl Notifier for KNotifier {
         unsafe { ffi::zbpf_kpi_timer_stop(self.0.as_ptr()) }
     }
     fn drain(&self) {
-        // SAFETY: as above.
+        // SAFETY: the notes live as long as `self`; drained once, at close.
         unsafe { ffi::zbpf_kpi_notes_drain(self.0.as_ptr()) }
     }
 }
@@ -401,9 +401,8 @@ impl NetIf for KIface {
     }
     fn name_now(&self) -> [u8; IFNAMSIZ] {
         let mut out = [0u8; IFNAMSIZ];
-        // SAFETY: the ifnet is referenced; if_xname is a NUL-terminated
-        // array of IFNAMSIZ bytes (if_rename writes it whole, as bpf reads
-        // it, without a lock).
+        // if_rename writes if_xname whole; bpf reads it without a lock too.
+        // SAFETY: referenced ifnet; if_xname is NUL-terminated in IFNAMSIZ.
         let now = unsafe { c_bytes(ffi::zbpf_kpi_if_name(self.ifp.as_ptr())) };
         for (d, s) in out.iter_mut().zip(now.iter().take(IFNAMSIZ - 1)) {
             *d = *s;
@@ -463,9 +462,9 @@ impl NetIf for KIface {
     fn set_tapped(&self, tap: Option<TapCookie>) -> Result<()> {
         let ifp = self.ifp.as_ptr();
         match tap {
-            // SAFETY: the ifnet is referenced; the hook hands `tap` back
-            // only until the matching removal below, which returns once no
-            // wrapper can be using it (entry.rs: zbpf_rs_tap).
+            // The hook hands `tap` back only until the removal below, which
+            // returns once no wrapper can be using it (entry.rs: zbpf_rs_tap).
+            // SAFETY: the ifnet is referenced and the tap outlives its hook.
             Some(tap) => check(unsafe { ffi::zbpf_kpi_tap_install(ifp, tap.0.as_ptr()) }),
             None => {
                 // A driver that calls if_input outside the epoch may be
@@ -669,7 +668,7 @@ impl Platform for KernelPlatform {
     }
 
     fn hz(&self) -> u32 {
-        // SAFETY: plain call.
+        // SAFETY: reads the kernel's `hz`; no argument.
         let hz = unsafe { ffi::zbpf_kpi_hz() };
         u32::try_from(hz).unwrap_or(1000).max(1)
     }

@@ -80,10 +80,9 @@ impl<P: Platform, T> EpochCell<P, T> {
     /// outlive the section's guard.
     pub fn get<'a>(&'a self, _section: &'a P::EpochGuard) -> Option<&'a T> {
         let p = self.ptr.load(Ordering::Acquire);
-        // SAFETY: non-null pointers come from `Box::into_raw`. `replace`
-        // frees a value only after `wait_readers`, which waits for the
-        // section `_section` stands for, and the result borrows `_section`
-        // (EpochSection's contract).
+        // `replace` frees a value only after `wait_readers`, which waits for
+        // the section `_section` stands for (EpochSection's contract).
+        // SAFETY: from `Box::into_raw`, alive while `_section`, borrowed, is.
         unsafe { p.as_ref() }
     }
 
@@ -100,9 +99,9 @@ impl<P: Platform, T> EpochCell<P, T> {
         let old = self.ptr.swap(into_raw(value), Ordering::AcqRel);
         if !old.is_null() {
             <P::EpochGuard as EpochSection>::wait_readers();
-            // SAFETY: from `Box::into_raw`, unlinked by the swap (so no other
-            // `replace` gets it) and, after `wait_readers`, held by no
-            // section (EpochSection's contract).
+            // The swap unlinked it (no other `replace` gets it); after
+            // `wait_readers` no section holds it (EpochSection's contract).
+            // SAFETY: from `Box::into_raw`, and no longer reachable.
             drop(unsafe { Box::from_raw(old) });
         }
     }
