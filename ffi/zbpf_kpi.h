@@ -85,10 +85,10 @@ void zbpf_kpi_sx_free(struct zbpf_sx *s);
 void zbpf_kpi_sx_xlock(struct zbpf_sx *s);
 void zbpf_kpi_sx_xunlock(struct zbpf_sx *s);
 
-/* counter(9). */
+/* counter(9). Adding is inline in the engine, as amd64's headers inline
+ * counter_u64_add (an add at the counter's offset from %gs). */
 uint64_t *zbpf_kpi_counter_alloc(void);
 void zbpf_kpi_counter_free(uint64_t *c);
-void zbpf_kpi_counter_add(uint64_t *c, uint64_t n);
 uint64_t zbpf_kpi_counter_fetch(uint64_t *c);
 void zbpf_kpi_counter_zero(uint64_t *c);
 
@@ -263,13 +263,16 @@ struct zbpf_packet {
 #define ZBPF_PKT_VLANTAG 0x08		/* M_VLANTAG: the tag was stripped */
 #define ZBPF_PKT_TSTAMP_WALL 0x10	/* M_TSTMP: wall-clock */
 #define ZBPF_PKT_TSTAMP_UPTIME 0x20	/* MTAG_BPF_TIMESTAMP: uptime */
-/* What the wrapper does to the mbuf afterwards. */
-#define ZBPF_TAP_CLEAR_PROMISC 0x1
+/* The most packets of a driver's m_nextpkt list one zbpf_rs_tap call
+ * takes: the wrapper describes a list this many at a time. */
+#define ZBPF_TAP_BATCH 8
 
-/* A packet on a hooked interface, for the tap given to
- * zbpf_kpi_tap_install. Runs in the network epoch; never frees or changes
- * the chain. Returns ZBPF_TAP_* actions. */
-int zbpf_rs_tap(void *tap, const struct zbpf_packet *pkt);
+/* Packets on a hooked interface, for the tap given to
+ * zbpf_kpi_tap_install: one packet, or up to ZBPF_TAP_BATCH packets of a
+ * driver's list, in order. Runs in the network epoch; never frees or
+ * changes the chains. Returns a mask: bit i set, the wrapper clears
+ * M_PROMISC on packet i (zbpf's own feedback mark). */
+uint32_t zbpf_rs_tap(void *tap, const struct zbpf_packet *pkts, uint32_t n);
 
 /* ifnet_departure_event (the interface's hook goes too). */
 void zbpf_rs_ifnet_departure(struct ifnet *ifp);

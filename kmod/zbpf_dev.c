@@ -245,14 +245,29 @@ zbpf_describe(struct mbuf *m, int inbound, struct zbpf_packet *pkt)
 	pkt->tstamp.frac = bt.frac;
 }
 
+/*
+ * Offers a received m_nextpkt list (a driver's batch, or one packet) to
+ * the tap, ZBPF_TAP_BATCH packets per call, so that each reader stores a
+ * call's packets under one hold of its lock.
+ */
 static void
-zbpf_tap(void *tap, struct mbuf *m, int inbound)
+zbpf_tap_received(void *tap, struct mbuf *m)
 {
-	struct zbpf_packet pkt;
+	struct zbpf_packet pkts[ZBPF_TAP_BATCH];
+	struct mbuf *batch[ZBPF_TAP_BATCH];
+	uint32_t clear, i, n;
 
-	zbpf_describe(m, inbound, &pkt);
-	if (zbpf_rs_tap(tap, &pkt) & ZBPF_TAP_CLEAR_PROMISC)
-		m->m_flags &= ~M_PROMISC;
+	while (m != NULL) {
+		for (n = 0; m != NULL && n < ZBPF_TAP_BATCH; m = m->m_nextpkt) {
+			zbpf_describe(m, 1, &pkts[n]);
+			batch[n++] = m;
+		}
+		clear = zbpf_rs_tap(tap, pkts, n);
+		for (i = 0; i < n; i++) {
+			if ((clear & (1u << i)) != 0)
+				batch[i]->m_flags &= ~M_PROMISC;
+		}
+	}
 }
 
 static void
@@ -260,7 +275,6 @@ zbpf_input(struct ifnet *ifp, struct mbuf *m)
 {
 	struct epoch_tracker et;
 	struct zbpf_hook *h;
-	struct mbuf *n;
 	if_input_fn_t input;
 	void *tap;
 
@@ -273,10 +287,8 @@ zbpf_input(struct ifnet *ifp, struct mbuf *m)
 		return;
 	}
 	tap = (void *)atomic_load_acq_ptr((uintptr_t *)&h->tap);
-	if (tap != NULL) {
-		for (n = m; n != NULL; n = n->m_nextpkt)
-			zbpf_tap((void *)tap, n, 1);
-	}
+	if (tap != NULL)
+		zbpf_tap_received((void *)tap, m);
 	input = h->input;
 	NET_EPOCH_EXIT(et);
 	input(ifp, m);
@@ -285,6 +297,7 @@ zbpf_input(struct ifnet *ifp, struct mbuf *m)
 static int
 zbpf_transmit(struct ifnet *ifp, struct mbuf *m)
 {
+	struct zbpf_packet pkt;
 	struct epoch_tracker et;
 	struct zbpf_hook *h;
 	if_transmit_fn_t transmit;
@@ -298,8 +311,11 @@ zbpf_transmit(struct ifnet *ifp, struct mbuf *m)
 		return (ENXIO);
 	}
 	tap = (void *)atomic_load_acq_ptr((uintptr_t *)&h->tap);
-	if (tap != NULL)
-		zbpf_tap((void *)tap, m, 0);
+	if (tap != NULL) {
+		zbpf_describe(m, 0, &pkt);
+		if (zbpf_rs_tap(tap, &pkt, 1) != 0)
+			m->m_flags &= ~M_PROMISC;
+	}
 	transmit = h->transmit;
 	NET_EPOCH_EXIT(et);
 	return (transmit(ifp, m));

@@ -198,12 +198,6 @@ zbpf_kpi_counter_free(uint64_t *c)
 	counter_u64_free(c);
 }
 
-void
-zbpf_kpi_counter_add(uint64_t *c, uint64_t n)
-{
-	counter_u64_add(c, (int64_t)n);
-}
-
 uint64_t
 zbpf_kpi_counter_fetch(uint64_t *c)
 {

@@ -14,7 +14,7 @@ use core::sync::atomic::Ordering;
 
 use super::descriptor::Role;
 use super::record::{hdrlen, PacketTime};
-use super::{Bpf, Descriptor, Tap};
+use super::{Bpf, Descriptor, Tap, BATCH};
 use crate::abi::{Errno, Result};
 use crate::packet::PacketBytes;
 use crate::platform::epoch::EpochCell;
@@ -100,6 +100,27 @@ impl<P: Platform> Bpf<P> {
         tap.deliver(section, pkt, |d, answer| {
             d.deliver(self, tap, section, pkt, &mut time, answer);
         });
+    }
+
+    /// Offers a driver's batch of packets to every reader of `tap`, reader
+    /// by reader, [`BATCH`] packets at a time: each reader filters them and
+    /// stores the accepted ones under one hold of its lock. Each packet's
+    /// timestamp is still taken once, when the first reader accepts it.
+    pub fn deliver_batch<B: PacketBytes + ?Sized>(
+        &self,
+        tap: &Tap<P>,
+        section: &P::EpochGuard,
+        pkts: &[TapPacket<'_, B>],
+    ) {
+        if let [pkt] = pkts {
+            // One packet: the tap's dispatchers serve many readers better.
+            return self.deliver(tap, section, pkt);
+        }
+        for part in pkts.chunks(BATCH) {
+            let mut times: [PacketTime; BATCH] =
+                core::array::from_fn(|i| PacketTime::new(part.get(i).and_then(|p| p.hw_time)));
+            tap.for_each_reader(section, |d| d.deliver_batch(self, tap, section, part, &mut times));
+        }
     }
 
     /// The tap on (`iface`, `dlt`) if a descriptor reads there now (there is

@@ -12,7 +12,7 @@ use super::buffers::{Caught, Slots};
 use super::heap::HeapBuf;
 use super::record::{PacketTime, Quality, Stamp};
 use super::zbuf::ZeroBuf;
-use super::{Bpf, Tap};
+use super::{Bpf, Tap, BATCH};
 use crate::abi::{Direction, Tstamp, XbpfD, BPF_BUFMODE_BUFFER, BPF_BUFMODE_ZBUF, IFNAMSIZ, SIGIO};
 use crate::filter::Program;
 use crate::packet::PacketBytes;
@@ -289,8 +289,59 @@ impl<P: Platform> Descriptor<P> {
         time: &mut PacketTime,
         answer: Option<Answer>,
     ) {
-        if !self.direction().admits(pkt.inbound) {
+        let snaplen = self.admit(section, pkt, answer);
+        if snaplen == 0 {
             return;
+        }
+        let mut st = self.state.lock();
+        let wakeup = self.store(bpf, tap, &mut st, pkt, snaplen, time);
+        self.finish(st, wakeup);
+    }
+
+    /// Captures a driver's batch of packets offered by `tap`, each filtered
+    /// as [`deliver`](Self::deliver) does, the accepted ones stored under
+    /// one hold of the lock: the lock's atomics, and the wait for the
+    /// previous copies' stores they impose, are paid once per batch instead
+    /// of once per packet. `times` holds each packet's timestamp.
+    pub(crate) fn deliver_batch<B: PacketBytes + ?Sized>(
+        &self,
+        bpf: &Bpf<P>,
+        tap: &Tap<P>,
+        section: &P::EpochGuard,
+        pkts: &[TapPacket<'_, B>],
+        times: &mut [PacketTime],
+    ) {
+        let mut snaplens = [0u32; BATCH];
+        let mut accepted = false;
+        for (pkt, snaplen) in pkts.iter().zip(snaplens.iter_mut()) {
+            *snaplen = self.admit(section, pkt, None);
+            accepted |= *snaplen != 0;
+        }
+        if !accepted {
+            return;
+        }
+        let mut st = self.state.lock();
+        let mut wakeup = false;
+        for ((pkt, &snaplen), time) in pkts.iter().zip(&snaplens).zip(times.iter_mut()) {
+            if snaplen != 0 {
+                wakeup |= self.store(bpf, tap, &mut st, pkt, snaplen, time);
+            }
+        }
+        self.finish(st, wakeup);
+    }
+
+    /// What is decided before the lock: the direction, the `received`
+    /// count, the filter (the dispatcher's `answer` if it still stands),
+    /// the `matched` count. The snapshot length to capture, 0 for none.
+    #[inline(always)]
+    fn admit<B: PacketBytes + ?Sized>(
+        &self,
+        section: &P::EpochGuard,
+        pkt: &TapPacket<'_, B>,
+        answer: Option<Answer>,
+    ) -> u32 {
+        if !self.direction().admits(pkt.inbound) {
+            return 0;
         }
         self.counters.received.add(1);
         let wirelen = pkt.wirelen();
@@ -309,15 +360,28 @@ impl<P: Platform> Descriptor<P> {
                 None => u32::MAX,
             },
         };
-        if snaplen == 0 {
-            return;
+        if snaplen != 0 {
+            self.counters.matched.add(1);
         }
-        self.counters.matched.add(1);
-        let mut st = self.state.lock();
+        snaplen
+    }
+
+    /// catchpacket, under the lock: the timestamp and the copy, or a drop.
+    /// Whether the reader is to be woken.
+    #[inline(always)]
+    fn store<B: PacketBytes + ?Sized>(
+        &self,
+        bpf: &Bpf<P>,
+        tap: &Tap<P>,
+        st: &mut DescState<P>,
+        pkt: &TapPacket<'_, B>,
+        snaplen: u32,
+        time: &mut PacketTime,
+    ) -> bool {
         if !st.tap.as_ref().is_some_and(|t| core::ptr::eq(Arc::as_ptr(t), tap)) {
             // Detached (or moved) since the tap's readers were read.
             self.counters.dropped.add(1);
-            return;
+            return false;
         }
         let stamp = Stamp {
             tstamp: st.tstamp,
@@ -339,13 +403,26 @@ impl<P: Platform> Descriptor<P> {
             Buffers::None => Caught::Dropped,
         };
         match caught {
-            Caught::Dropped => self.counters.dropped.add(1),
-            Caught::Stored { wakeup: true } => {
-                let sig = self.prepare_wakeup(&mut st);
-                drop(st);
-                self.notify(sig);
+            Caught::Dropped => {
+                self.counters.dropped.add(1);
+                false
             }
-            Caught::Stored { wakeup: false } => {}
+            Caught::Stored { wakeup } => wakeup,
+        }
+    }
+
+    /// Releases the lock, waking the reader first if a stored packet asked
+    /// for it (bpf_wakeup).
+    #[inline(always)]
+    fn finish(
+        &self,
+        mut st: <P::Lock<DescState<P>> as DescLock<DescState<P>>>::Guard<'_>,
+        wakeup: bool,
+    ) {
+        if wakeup {
+            let sig = self.prepare_wakeup(&mut st);
+            drop(st);
+            self.notify(sig);
         }
     }
 

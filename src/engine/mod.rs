@@ -44,18 +44,29 @@
 //!
 //! Kernel, one packet: the driver's if_input (or the stack's if_transmit)
 //! -> `zbpf_input` / `zbpf_transmit` (kmod/zbpf_dev.c, enter the network
-//! epoch) -> `zbpf_tap` -> `zbpf_rs_tap` (src/kernel/entry.rs:
-//! [`StackMarks::verdict`] hides the original of a feedback write) ->
+//! epoch) -> `zbpf_rs_tap` (src/kernel/entry.rs: [`StackMarks::verdict`]
+//! hides the original of a feedback write) -> [`Bpf::deliver_batch`] ->
 //! [`Bpf::deliver`] -> [`Tap::deliver`](crate::tap::Tap::deliver) (each
 //! group's dispatcher runs the native filters) -> `Descriptor::deliver`
 //! (direction, the read filter unless the dispatcher answered, the
 //! descriptor lock, `Slots::catch` into the BUFFER or ZBUF store) ->
 //! `Descriptor::notify` (sleepers, SIGIO, select and kqueue).
 //!
+//! Kernel, a driver's batch (an m_nextpkt list handed to if_input, as
+//! iflib does): `zbpf_input` describes it [`BATCH`] packets per
+//! `zbpf_rs_tap` call -> [`Bpf::deliver_batch`] ->
+//! [`Tap::for_each_reader`](crate::tap::Tap::for_each_reader) ->
+//! `Descriptor::deliver_batch`: each reader filters the batch's packets in
+//! turn, then stores the accepted ones under one hold of its lock. The
+//! lock's atomics wait for the stores before them (the previous copies) to
+//! drain; once per batch instead of once per packet.
+//!
 //! Simulator: `Sim::receive` / `Sim::transmit` (or a write's output and
 //! feedback, through the interface's hook) -> `SimInner::deliver`, which
 //! enters the simulated epoch -> [`StackMarks::verdict`] -> [`Bpf::tap`]
-//! -> [`Bpf::tap_with_readers`] -> [`Bpf::deliver`] and on as in the kernel.
+//! -> [`Bpf::tap_with_readers`] -> [`Bpf::deliver`] and on as in the kernel;
+//! `Sim::receive_burst` on an interface whose frames come whole is a
+//! driver's batch -> [`Bpf::deliver_batch`] and on as in the kernel.
 
 #![forbid(unsafe_code)]
 
@@ -84,6 +95,10 @@ use attach::{ActiveTaps, Registry};
 
 /// A tap whose readers are descriptors.
 pub type Tap<P> = crate::tap::Tap<P, Descriptor<P>>;
+
+/// Packets of a driver's batch (an m_nextpkt list) a reader stores under
+/// one hold of its lock; longer batches go in pieces of this size.
+pub const BATCH: usize = 8;
 
 /// The tunables FreeBSD exposes as `net.bpf.*` sysctls.
 pub struct Config {

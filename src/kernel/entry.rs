@@ -26,11 +26,14 @@ use super::ffi;
 use super::mbuf::Mbufs;
 use super::platform::{InNetEpoch, KUio, KUser, KernelPlatform};
 use crate::abi::{Errno, PollEvents, XbpfD, FREAD, O_NONBLOCK};
-use crate::engine::{Bpf, Descriptor, Knob, StackMarks, Tap, TapVerdict};
+use crate::engine::{Bpf, Descriptor, Knob, StackMarks, Tap, TapVerdict, BATCH};
 use crate::packet::Chain;
 use crate::platform::{Bintime, TapPacket};
 
 type Device = Bpf<KernelPlatform>;
+
+// The C wrapper describes a driver's list this many packets at a time.
+static_assertions::const_assert_eq!(ffi::ZBPF_TAP_BATCH as usize, BATCH);
 type Desc = Descriptor<KernelPlatform>;
 
 static DEVICE: AtomicPtr<Device> = AtomicPtr::new(core::ptr::null_mut());
@@ -312,38 +315,71 @@ pub unsafe extern "C" fn zbpf_rs_timer(cookie: *mut c_void, token: u64) {
 /// # Safety
 /// The C side's contract: see the module's `# Safety`.
 #[no_mangle]
-pub unsafe extern "C" fn zbpf_rs_tap(tap: *mut c_void, pkt: *const ffi::zbpf_packet) -> c_int {
+pub unsafe extern "C" fn zbpf_rs_tap(
+    tap: *mut c_void,
+    pkts: *const ffi::zbpf_packet,
+    n: u32,
+) -> u32 {
     let Some(dev) = device() else { return 0 };
-    // SAFETY: the wrapper passes its packet's description for this call.
-    let pkt = unsafe { &*pkt };
-    let marks = StackMarks {
-        inbound: pkt.flags & ffi::ZBPF_PKT_INBOUND != 0,
-        promisc: pkt.flags & ffi::ZBPF_PKT_PROMISC != 0,
-        rcvif: pkt.flags & ffi::ZBPF_PKT_RCVIF != 0,
-    };
-    if marks.verdict() == TapVerdict::HideAndClearMark {
-        return ffi::ZBPF_TAP_CLEAR_PROMISC as c_int;
+    if pkts.is_null() || n == 0 {
+        return 0;
     }
+    // SAFETY: the wrapper passes `n` packet descriptions (at most
+    // ZBPF_TAP_BATCH, clamped again here) for this call.
+    let pkts = unsafe { core::slice::from_raw_parts(pkts, (n as usize).min(BATCH)) };
+    // The packets to deliver, by index; the others are hidden (feedback)
+    // and get their mark cleared.
+    let mut kept = [0usize; BATCH];
+    let mut count = 0;
+    let mut clear = 0u32;
+    for (i, pkt) in pkts.iter().enumerate() {
+        if marks_of(pkt).verdict() == TapVerdict::HideAndClearMark {
+            clear |= 1 << i;
+        } else if let Some(slot) = kept.get_mut(count) {
+            *slot = i;
+            count += 1;
+        }
+    }
+    let Some(first) = pkts.get(kept[0]).filter(|_| count > 0) else { return clear };
     // The registry keeps the tap alive until the hook's removal has waited
     // for every wrapper (zbpf_kpi_tap_remove).
     // SAFETY: the hook hands back the live tap KIface::set_tapped gave it.
     let tap = unsafe { &*tap.cast_const().cast::<Tap<KernelPlatform>>() };
     // SAFETY: the C wrappers call us inside the network epoch.
     let section = unsafe { InNetEpoch::assume() };
-    let time = |sec, frac| Bintime { sec, frac };
-    let hw_time = if pkt.flags & ffi::ZBPF_PKT_TSTAMP_UPTIME != 0 {
-        Some(time(pkt.tstamp.sec, pkt.tstamp.frac))
+    let desc = |j: usize| kept.get(j).and_then(|&i| pkts.get(i)).unwrap_or(first);
+    // SAFETY: each chain is neither freed nor changed during the tap.
+    let mbufs: [(Mbufs<'_>, usize); BATCH] =
+        core::array::from_fn(|j| unsafe { Mbufs::new(desc(j)) });
+    let chains: [Chain<'_, Mbufs<'_>>; BATCH] =
+        core::array::from_fn(|j| Chain::with_len(&mbufs[j].0, mbufs[j].1));
+    let batch: [TapPacket<'_, Chain<'_, Mbufs<'_>>>; BATCH] = core::array::from_fn(|j| {
+        let pkt = desc(j);
+        TapPacket { bytes: &chains[j], inbound: marks_of(pkt).inbound, hw_time: hw_time(dev, pkt) }
+    });
+    dev.deliver_batch(tap, &section, batch.get(..count).unwrap_or(&[]));
+    clear
+}
+
+/// What the stack marked on a packet.
+fn marks_of(pkt: &ffi::zbpf_packet) -> StackMarks {
+    StackMarks {
+        inbound: pkt.flags & ffi::ZBPF_PKT_INBOUND != 0,
+        promisc: pkt.flags & ffi::ZBPF_PKT_PROMISC != 0,
+        rcvif: pkt.flags & ffi::ZBPF_PKT_RCVIF != 0,
+    }
+}
+
+/// The timestamp the driver or the stack attached to a packet, as uptime.
+fn hw_time(dev: &Device, pkt: &ffi::zbpf_packet) -> Option<Bintime> {
+    let time = Bintime { sec: pkt.tstamp.sec, frac: pkt.tstamp.frac };
+    if pkt.flags & ffi::ZBPF_PKT_TSTAMP_UPTIME != 0 {
+        Some(time)
     } else if pkt.flags & ffi::ZBPF_PKT_TSTAMP_WALL != 0 {
-        let wall = time(pkt.tstamp.sec, pkt.tstamp.frac);
-        Some(wall - crate::platform::Platform::boottime(&dev.platform))
+        Some(time - crate::platform::Platform::boottime(&dev.platform))
     } else {
         None
-    };
-    // SAFETY: the chain is neither freed nor changed during the tap.
-    let (mbufs, len) = unsafe { Mbufs::new(pkt) };
-    let chain = Chain::with_len(&mbufs, len);
-    dev.deliver(tap, &section, &TapPacket { bytes: &chain, inbound: marks.inbound, hw_time });
-    0
+    }
 }
 
 /// # Safety

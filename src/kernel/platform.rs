@@ -219,9 +219,25 @@ impl Counter for KCounter {
         // SAFETY: plain call (M_WAITOK).
         KCounter(alloc_or_panic(unsafe { ffi::zbpf_kpi_counter_alloc() }))
     }
+    /// counter_u64_add as amd64's headers inline it (zpcpu_add in
+    /// machine/pcpu.h): one add at the counter's offset from %gs, the
+    /// current CPU's pcpu base. Inline here too, so that the three or four
+    /// bumps per packet and reader are not calls into the shims.
+    #[inline]
     fn add(&self, n: u64) {
-        // SAFETY: the counter lives as long as `self`.
-        unsafe { ffi::zbpf_kpi_counter_add(self.0.as_ptr(), n) }
+        // SAFETY: `self.0` came from counter_u64_alloc and lives as long as
+        // `self`; on amd64 such a counter is its CPU slot's offset from the
+        // %gs base, which the kernel keeps at the running CPU's pcpu area.
+        // One instruction: a migration cannot split it (the headers rely
+        // on the same).
+        unsafe {
+            core::arch::asm!(
+                "add qword ptr gs:[{slot}], {n}",
+                slot = in(reg) self.0.as_ptr(),
+                n = in(reg) n,
+                options(nostack),
+            )
+        }
     }
     fn fetch(&self) -> u64 {
         // SAFETY: as above.

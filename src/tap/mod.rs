@@ -131,6 +131,17 @@ impl<P: Platform, L: Send + Sync + 'static> Tap<P, L> {
         self.published.replace(published);
     }
 
+    /// Calls `capture` for every reader, in order, without running any
+    /// filter: the batch path, where each reader filters a driver's batch
+    /// of packets itself (one program over consecutive packets predicts as
+    /// well as a dispatcher does).
+    #[inline]
+    pub fn for_each_reader(&self, section: &P::EpochGuard, capture: impl FnMut(&L)) {
+        if let Some(published) = self.published.get(section) {
+            published.readers.iter().map(|r| &**r).for_each(capture);
+        }
+    }
+
     /// Offers one packet to every reader of this tap: `capture` is called
     /// for each, in order, with what the dispatcher answered for it
     /// (`None`: no dispatcher ran its filter).

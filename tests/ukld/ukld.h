@@ -232,13 +232,17 @@ int ukk_if_destroy(const char *name);
  * mbuf). ENXIO if no such interface. */
 int ukk_if_inject(const char *name, const void *frame, uk_size_t len, int inbound,
     unsigned shape);
-/* Benchmark: n copies of the frame arrive on the interface, each a fresh
- * one-mbuf packet handed to its current (possibly wrapped) if_input, all
- * in one network epoch section; the driver frees each. ENXIO if no such
- * interface, ENOBUFS if an mbuf could not be had. Called on the caller's
+/* Benchmark: n copies of the frame arrive on the interface, handed to its
+ * current (possibly wrapped) if_input in m_nextpkt lists of `list`
+ * one-mbuf packets (1: one by one; iflib hands up to its rx budget, 16 by
+ * default, per call), all in one network epoch section. The list is built
+ * once and handed up again and again (the stack above the driver leaves
+ * it alone during the burst), then freed: the burst times the hand-over,
+ * not the emulation's mbuf allocator. ENXIO if no such interface, ENOBUFS
+ * if an mbuf could not be had, EINVAL if list < 1. Called on the caller's
  * emulated CPU (uh_cpu_enter). */
 int ukk_if_input_burst(const char *name, const void *frame, uk_size_t len,
-    long n);
+    long n, int list);
 /* Frames the interface has transmitted (if_transmit reached the driver). */
 int ukk_if_sent(const char *name);
 /* End of run: every interface's if_input/if_transmit are the driver's own

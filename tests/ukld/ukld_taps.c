@@ -276,9 +276,12 @@ ukld_check_taps_chains(void)
 {
 	static struct tframe fr[64];
 	const struct tframe *want[64];
-	const void *bl[3];
-	uk_size_t ll[3];
-	struct ukk_frame_opts ol[3];
+	/* A driver batch longer than two of the module's (ZBPF_TAP_BATCH,
+	 * 8 packets), so that the wrapper splits it. */
+	const void *bl[19];
+	uk_size_t ll[19];
+	struct ukk_frame_opts ol[19];
+	const int nbl = 19;
 	struct bpf_stat st;
 	uint8_t *buf = NULL;
 	int fd, fd2 = -1, n = 0, i, k, e, rc = -1, jit;
@@ -312,18 +315,18 @@ ukld_check_taps_chains(void)
 			goto out;
 		want[i] = &fr[i];
 	}
-	/* A driver batch (m_nextpkt), one of them tagged. */
-	for (i = 0; i < 3; i++, n++) {
-		mk_udp(&fr[n], zk.rx_mac, 40300 + i, 9, 60 + i, (uint8_t)(230 + i));
-		if (i == 1)
-			mk_tagged(&fr[n], 7);
-		set_shape(&fr[n], 2 + i);
+	/* A driver batch (m_nextpkt), some of them tagged. */
+	for (i = 0; i < nbl; i++, n++) {
+		mk_udp(&fr[n], zk.rx_mac, 40300 + i, 9, 60 + 7 * i, (uint8_t)(230 + i));
+		if (i % 5 == 1)
+			mk_tagged(&fr[n], (uint16_t)(7 + i));
+		set_shape(&fr[n], 2 + i % 3);
 		bl[i] = fr[n].b;
 		ll[i] = fr[n].len;
 		ol[i] = fr[n].o;
 		want[n] = &fr[n];
 	}
-	e = ukk_if_input_list(zk.rx_if, bl, ll, 3, ol);
+	e = ukk_if_input_list(zk.rx_if, bl, ll, nbl, ol);
 	if (e != 0) {
 		zk_fail("ukk_if_input_list: error %d", e);
 		goto out;
@@ -335,8 +338,8 @@ ukld_check_taps_chains(void)
 		goto out;
 	}
 	zk_note("%d frames (%zu chain shapes with 0..20 mbufs and empty ones, 8 random chains, "
-	    "a 3-packet driver batch; half with a hardware VLAN tag; in and out): every record "
-	    "is the frame byte for byte, the tag after the MACs", n, NSHAPES);
+	    "a %d-packet driver batch; half with a hardware VLAN tag; in and out): every record "
+	    "is the frame byte for byte, in order, the tag after the MACs", n, NSHAPES, nbl);
 
 	/* Filters over chains: a snap length; two native filters on the
 	 * interface (a dispatcher); the reinserted tag is what a vlan filter

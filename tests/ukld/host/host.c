@@ -2,8 +2,7 @@
  * host.c: the emulated machine's host services (ukld.h, uh_*): boot, the
  * console and violations, harness memory, the one scheduler lock, CPUs
  * (one per thread that runs module code, with %gs at its struct pcpu),
- * kernel threads, time, and signals to the emulated process. Also the two
- * KPI functions that are libc's: memcpy and memset.
+ * kernel threads, time, and signals to the emulated process.
  */
 #include <asm/prctl.h>
 #include <errno.h>
@@ -419,20 +418,3 @@ uh_getpid(void)
 	return ((int)getpid());
 }
 
-/* ---------------------------------------------------------------------- */
-/* KPI written with libc                                                  */
-
-void *ukld_kpi_memcpy(void *dst, const void *src, size_t len);
-void *ukld_kpi_memset(void *dst, int c, size_t len);
-
-void *
-ukld_kpi_memcpy(void *dst, const void *src, size_t len)
-{
-	return (memcpy(dst, src, len));
-}
-
-void *
-ukld_kpi_memset(void *dst, int c, size_t len)
-{
-	return (memset(dst, c, len));
-}

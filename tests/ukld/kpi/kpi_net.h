@@ -17,8 +17,9 @@ struct mbuf *ukk_mbuf_cuts(const void *frame, int len, const int *cuts,
 struct mbuf *ukk_m_prepend(struct mbuf *m, int len, int how);
 void ukk_m_tag_delete_nonpersistent(struct mbuf *m);
 
-/* Benchmark: n frames through the interface's (wrapped) if_input. */
+/* Benchmark: n frames through the interface's (wrapped) if_input, in
+ * m_nextpkt lists of `list` packets. */
 int ukk_if_input_burst(const char *name, const void *frame, uk_size_t len,
-    long n);
+    long n, int list);
 
 #endif /* UKLD_KPI_NET_H */
