@@ -165,8 +165,11 @@ ukk_drv_input(struct ifnet *ifp, struct mbuf *m)
 	struct mbuf *next;
 
 	if (ui->bench_keep) {
+		u_int n = 0;
+
 		for (; m != NULL; m = m->m_nextpkt)
-			atomic_add_int(&ui->received, 1);
+			n++;
+		atomic_add_int(&ui->received, n);
 		return;
 	}
 	for (; m != NULL; m = next) {
