@@ -302,7 +302,8 @@ impl<P: Platform> Descriptor<P> {
     /// as [`deliver`](Self::deliver) does, the accepted ones stored under
     /// one hold of the lock: the lock's atomics, and the wait for the
     /// previous copies' stores they impose, are paid once per batch instead
-    /// of once per packet. `times` holds each packet's timestamp.
+    /// of once per packet. `times` holds each packet's timestamp. At most
+    /// [`BATCH`] packets: [`Bpf::deliver_batch`] cuts longer lists.
     pub(crate) fn deliver_batch<B: PacketBytes + ?Sized>(
         &self,
         bpf: &Bpf<P>,
