@@ -21,7 +21,11 @@
 //! when the head is the whole packet, else the interpreter, which sees the
 //! whole packet, decides. Constant-offset loads are checked once against the
 //! furthest of them; a shorter head runs a second copy of the program that
-//! checks each load. It reads only `head[0..head_len]`
+//! checks each load. Per load the code is one instruction: the packet
+//! bytes are not swapped to host order when the value is only tested for
+//! equality or bits against constants, which are swapped instead at compile
+//! time; A and X are zeroed only when a run may read them before setting
+//! them; a jump to a `ret` is the `ret` itself. It reads only `head[0..head_len]`
 //! and `mem[0..16]` (16 zeroed words, or null for a program that never
 //! touches scratch memory), writes only `mem`, uses only integer
 //! instructions and caller-saved registers, and touches no stack.
@@ -36,7 +40,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::abi::op::*;
-use crate::abi::{BpfInsn, PAGE_SIZE};
+use crate::abi::{BpfInsn, BPF_MAXINSNS, PAGE_SIZE};
 
 /// What the code returns when the interpreter must decide.
 pub const FALLBACK: u64 = 1 << 32;
@@ -71,6 +75,17 @@ struct Emitter {
     /// Per jump, in emission order: whether it is short (missing entries:
     /// short). `None`: every jump is long.
     short: Option<Vec<bool>>,
+}
+
+/// Loads kept in the packet's byte order ([`packet_order`]).
+struct Order(Vec<u8>);
+
+impl Order {
+    /// The size of the load at `i` when A keeps its bytes in packet order
+    /// (or of the load whose value the compare at `i` tests), else 0.
+    fn at(&self, i: usize) -> u8 {
+        self.0.get(i).copied().unwrap_or(0)
+    }
 }
 
 impl Emitter {
@@ -118,10 +133,12 @@ impl Emitter {
 
     /// A = the big-endian value of `size` bytes at head + k: one load when
     /// the prologue checked the bound, else a checked load.
-    fn load_abs(&mut self, k: u32, size: u8) {
+    /// Without the swap when `raw` (the value is only compared with
+    /// constants, swapped instead: [`packet_order`]).
+    fn load_abs(&mut self, k: u32, size: u8, raw: bool) {
         if !self.hoisted && !self.check_abs(k, size) {
             self.bound_abs(k, size);
-            self.load_a(size);
+            self.load_a(size, raw);
             return;
         }
         match size {
@@ -129,6 +146,13 @@ impl Emitter {
             2 => self.at_head(&[0x0f, 0xb7], 0x87, k), // movzx eax,word[rdi+k]
             _ => self.at_head(&[0x0f, 0xb6], 0x87, k), // movzx eax,byte[rdi+k]
         }
+        if !raw {
+            self.swap_a(size);
+        }
+    }
+
+    /// A's low `size` bytes from packet order to host order.
+    fn swap_a(&mut self, size: u8) {
         match size {
             4 => self.bytes(&[0x0f, 0xc8]),             // bswap eax
             2 => self.bytes(&[0x66, 0xc1, 0xc0, 0x08]), // rol ax,8
@@ -198,32 +222,57 @@ impl Emitter {
         self.jump(Some(CC_A), Target::Fallback); // ja fallback
     }
 
-    /// A = the big-endian value of `size` bytes ending at head + r8.
-    fn load_a(&mut self, size: u8) {
+    /// A = the big-endian value of `size` bytes ending at head + r8 (left
+    /// in packet order when `raw`).
+    fn load_a(&mut self, size: u8, raw: bool) {
         match size {
-            4 => self.bytes(&[0x42, 0x8b, 0x44, 0x07, 0xfc, 0x0f, 0xc8]), // mov eax,[rdi+r8-4]; bswap eax
-            2 => self.bytes(&[0x42, 0x0f, 0xb7, 0x44, 0x07, 0xfe, 0x66, 0xc1, 0xc0, 0x08]), // movzx eax,word[rdi+r8-2]; rol ax,8
+            4 => self.bytes(&[0x42, 0x8b, 0x44, 0x07, 0xfc]), // mov eax,[rdi+r8-4]
+            2 => self.bytes(&[0x42, 0x0f, 0xb7, 0x44, 0x07, 0xfe]), // movzx eax,word[rdi+r8-2]
             _ => self.bytes(&[0x42, 0x0f, 0xb6, 0x44, 0x07, 0xff]), // movzx eax,byte[rdi+r8-1]
+        }
+        if !raw {
+            self.swap_a(size);
         }
     }
 
     /// A conditional jump after a compare: to `t` when `cc` holds, else `f`.
-    fn branch(&mut self, cc: u8, t: usize, f: usize, next: usize) {
+    fn branch(&mut self, insns: &[BpfInsn], cc: u8, t: usize, f: usize, next: usize) {
         if t == f {
-            if t != next {
-                self.jmp(Target::Insn(t));
-            }
+            self.goto(insns, t, next);
             return;
         }
         if t == next {
             // Jump on the opposite condition (x86 condition codes pair up).
             self.jump(Some(cc ^ 1), Target::Insn(f));
-        } else {
+        } else if f == next || returns(insns, f) || !returns(insns, t) {
             self.jump(Some(cc), Target::Insn(t));
-            if f != next {
-                self.jmp(Target::Insn(f));
-            }
+            self.goto(insns, f, next);
+        } else {
+            self.jump(Some(cc ^ 1), Target::Insn(f));
+            self.goto(insns, t, next);
         }
+    }
+
+    /// Goes on at instruction `to` from before `next`: nothing when `to` is
+    /// `next`, the return itself when `to` returns (a copy of a few bytes
+    /// in place of a taken jump), else a jump.
+    fn goto(&mut self, insns: &[BpfInsn], to: usize, next: usize) {
+        match insns.get(to) {
+            _ if to == next => {}
+            Some(insn) if class(insn.code) == BPF_RET => self.ret(insn),
+            _ => self.jmp(Target::Insn(to)),
+        }
+    }
+
+    /// Returns the verdict of the `ret` instruction `insn`.
+    fn ret(&mut self, insn: &BpfInsn) {
+        if rval(insn.code) != BPF_A && insn.k == 0 {
+            self.bytes(&[0x31, 0xc0]); // xor eax,eax
+        } else if rval(insn.code) != BPF_A {
+            self.bytes(&[0xb8]); // mov eax,k
+            self.imm32(insn.k);
+        }
+        self.bytes(&[0xc3]); // ret (A is in eax, upper half zero)
     }
 }
 
@@ -249,6 +298,192 @@ fn abs_reach(insns: &[BpfInsn]) -> u64 {
         })
         .max()
         .unwrap_or(0)
+}
+
+/// Whether `insns[i]` is a return.
+fn returns(insns: &[BpfInsn], i: usize) -> bool {
+    insns.get(i).is_some_and(|insn| class(insn.code) == BPF_RET)
+}
+
+/// The instructions that can run after `insns[i]`.
+fn successors(insns: &[BpfInsn], i: usize) -> [Option<usize>; 2] {
+    let Some(insn) = insns.get(i) else {
+        return [None, None];
+    };
+    let next = i + 1;
+    match (class(insn.code), op(insn.code)) {
+        (BPF_RET, _) => [None, None],
+        (BPF_JMP, BPF_JA) => [Some(next.saturating_add(insn.k as usize)), None],
+        (BPF_JMP, _) => [Some(next + usize::from(insn.jt)), Some(next + usize::from(insn.jf))],
+        _ => [Some(next), None],
+    }
+}
+
+/// Whether the instruction reads A.
+fn reads_a(code: u16) -> bool {
+    match class(code) {
+        BPF_ALU | BPF_ST => true,
+        BPF_JMP => op(code) != BPF_JA,
+        BPF_RET => rval(code) == BPF_A,
+        BPF_MISC => miscop(code) == BPF_TAX,
+        _ => false,
+    }
+}
+
+/// Whether the instruction sets A.
+fn sets_a(code: u16) -> bool {
+    match class(code) {
+        BPF_LD | BPF_ALU => true,
+        BPF_MISC => miscop(code) == BPF_TXA,
+        _ => false,
+    }
+}
+
+/// Whether the instruction reads X.
+fn reads_x(code: u16) -> bool {
+    match class(code) {
+        BPF_ALU => op(code) != BPF_NEG && src(code) == BPF_X,
+        BPF_JMP => op(code) != BPF_JA && src(code) == BPF_X,
+        BPF_LD => mode(code) == BPF_IND,
+        BPF_STX => true,
+        BPF_MISC => miscop(code) == BPF_TXA,
+        _ => false,
+    }
+}
+
+/// Whether the instruction sets X.
+fn sets_x(code: u16) -> bool {
+    match class(code) {
+        BPF_LDX => true,
+        BPF_MISC => miscop(code) == BPF_TAX,
+        _ => false,
+    }
+}
+
+/// Which instruction last set a register, as far as every path to an
+/// instruction agrees.
+#[derive(Clone, Copy, PartialEq)]
+enum Origin {
+    /// No path reaches the instruction.
+    Unreached,
+    /// Only this instruction ([`ENTRY`]: the value the program starts with).
+    One(usize),
+    /// Several.
+    Many,
+}
+
+/// The origin of the program's initial register values.
+const ENTRY: usize = usize::MAX;
+
+/// Per instruction, the origin of the register that `sets` tells the
+/// setters of, as it is when the instruction starts. Jumps go forward
+/// only, so one pass in order sees every path into an instruction.
+fn origins(insns: &[BpfInsn], sets: fn(u16) -> bool) -> Vec<Origin> {
+    let mut origin = alloc::vec![Origin::Unreached; insns.len()];
+    if let Some(first) = origin.first_mut() {
+        *first = Origin::One(ENTRY);
+    }
+    for (i, insn) in insns.iter().enumerate() {
+        let here = origin.get(i).copied().unwrap_or(Origin::Unreached);
+        if here == Origin::Unreached {
+            continue;
+        }
+        let out = if sets(insn.code) { Origin::One(i) } else { here };
+        for to in successors(insns, i).into_iter().flatten() {
+            if let Some(o) = origin.get_mut(to) {
+                *o = match *o {
+                    Origin::Unreached => out,
+                    o if o == out => o,
+                    _ => Origin::Many,
+                };
+            }
+        }
+    }
+    origin
+}
+
+/// Whether a run may read the register's initial value (0).
+fn reads_entry(insns: &[BpfInsn], origin: &[Origin], reads: fn(u16) -> bool) -> bool {
+    insns
+        .iter()
+        .zip(origin)
+        .any(|(insn, o)| reads(insn.code) && matches!(o, Origin::One(ENTRY) | Origin::Many))
+}
+
+/// Which halfword and word loads may leave A in the packet's (big-endian)
+/// byte order, skipping the swap: those whose value is only ever tested by
+/// `jeq #k` and `jset #k`, each of which then tests the swapped constant
+/// (A == k exactly when swap(A) == swap(k); likewise for A & k). Such a
+/// compare must see no other load's value (its constant can be swapped one
+/// way only). Gives, per instruction, the load's size for such a load and
+/// for the compares of its value, else 0.
+///
+/// The walk from each load is as long as the program at worst: programs
+/// longer than the default limit (raised by `net.bpf.maxinsns`) keep
+/// every swap rather than take quadratic time.
+fn packet_order(insns: &[BpfInsn], origin_a: &[Origin]) -> Order {
+    let mut order = alloc::vec![0u8; insns.len()];
+    if insns.len() > BPF_MAXINSNS as usize {
+        return Order(order);
+    }
+    let mut seen = alloc::vec![false; insns.len()];
+    let mut stack = Vec::new();
+    let mut uses = Vec::new();
+    for (d, insn) in insns.iter().enumerate() {
+        let size = match (class(insn.code), mode(insn.code), size(insn.code)) {
+            (BPF_LD, BPF_ABS | BPF_IND, BPF_W) => 4,
+            (BPF_LD, BPF_ABS | BPF_IND, BPF_H) => 2,
+            _ => continue,
+        };
+        seen.fill(false);
+        stack.clear();
+        uses.clear();
+        stack.extend(successors(insns, d).into_iter().flatten());
+        let mut raw = true;
+        // Every instruction the value reaches before A is set again.
+        while let Some(i) = stack.pop() {
+            let (Some(insn), Some(seen)) = (insns.get(i), seen.get_mut(i)) else {
+                continue;
+            };
+            if core::mem::replace(seen, true) {
+                continue;
+            }
+            if reads_a(insn.code) {
+                let test = class(insn.code) == BPF_JMP
+                    && matches!(op(insn.code), BPF_JEQ | BPF_JSET)
+                    && src(insn.code) == BPF_K;
+                if !test || origin_a.get(i) != Some(&Origin::One(d)) {
+                    raw = false;
+                    break;
+                }
+                uses.push(i);
+            }
+            if !sets_a(insn.code) {
+                stack.extend(successors(insns, i).into_iter().flatten());
+            }
+        }
+        if raw {
+            for &i in uses.iter().chain(core::iter::once(&d)) {
+                if let Some(o) = order.get_mut(i) {
+                    *o = size;
+                }
+            }
+        }
+    }
+    Order(order)
+}
+
+/// `k` for a `jeq`/`jset` (`test`) of A holding `size` bytes in packet
+/// order: the constant with the same bytes swapped. A holds no more than
+/// `size` bytes, so a `jset` tests only those of `k`, and a `jeq` with a
+/// wider `k` never holds either way.
+fn swapped_k(k: u32, size: u8, test: bool) -> u32 {
+    match size {
+        4 => k.swap_bytes(),
+        2 if test => u32::from((k as u16).swap_bytes()),
+        2 => u16::try_from(k).map_or(k, |h| u32::from(h.swap_bytes())),
+        _ => k,
+    }
 }
 
 /// Largest reach checked once in the prologue: offsets stay within a
@@ -362,27 +597,50 @@ pub fn compile_dispatch(targets: &[Option<u64>]) -> Option<Compiled> {
 /// not end within a few passes, every jump is long.
 /// Returns the code and the length of its hot part ([`Compiled::hot_end`]).
 fn compile_body(insns: &[BpfInsn]) -> (Vec<u8>, usize) {
+    let flow = Flow::of(insns);
     let mut short: Vec<bool> = Vec::new();
     for _ in 0..8 {
-        let (code, fitted, hot) = emit(insns, Some(short.clone()));
+        let (code, fitted, hot) = emit(insns, &flow, Some(short.clone()));
         if fitted.iter().all(|&f| f) {
             return (code, hot);
         }
         short =
             fitted.iter().enumerate().map(|(i, &f)| f && short.get(i) != Some(&false)).collect();
     }
-    let (code, _, hot) = emit(insns, None);
+    let (code, _, hot) = emit(insns, &flow, None);
     (code, hot)
+}
+
+/// What the code needs to know of how values flow through the program.
+struct Flow {
+    /// Loads that skip the byte swap, and the compares of their values.
+    order: Order,
+    /// Whether a run may read A's initial 0; X's.
+    zero_a: bool,
+    zero_x: bool,
+}
+
+impl Flow {
+    fn of(insns: &[BpfInsn]) -> Flow {
+        let origin_a = origins(insns, sets_a);
+        let origin_x = origins(insns, sets_x);
+        Flow {
+            order: packet_order(insns, &origin_a),
+            zero_a: reads_entry(insns, &origin_a, reads_a),
+            zero_x: reads_entry(insns, &origin_x, reads_x),
+        }
+    }
 }
 
 /// Emits the program, and per jump whether its displacement fitted (one
 /// that did not is left unpatched), and the length of the hot part.
-fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<bool>, usize) {
+fn emit(insns: &[BpfInsn], flow: &Flow, short: Option<Vec<bool>>) -> (Vec<u8>, Vec<bool>, usize) {
     let reach = abs_reach(insns);
     let hoisted = reach <= HOIST_LIMIT;
     let mut e = Emitter { code: Vec::new(), fixups: Vec::new(), hoisted, copy: 0, short };
     // Prologue: r9d = wirelen and r10 = mem for the programs that use them
-    // (short code keeps many programs in the instruction cache), A = X = 0.
+    // (short code keeps many programs in the instruction cache), A = 0 and
+    // X = 0 for the programs that may read them before setting them.
     let uses = |class_mode: &[(u16, u16)]| {
         insns
             .iter()
@@ -396,16 +654,25 @@ fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<bool>, usi
     {
         e.bytes(&[0x49, 0x89, 0xca]); // mov r10,rcx
     }
-    e.bytes(&[0x31, 0xc0, 0x45, 0x31, 0xdb]); // xor eax,eax; xor r11d,r11d
-                                              // The bounds fact: one check covers every constant-offset load. A
-                                              // shorter head runs a second copy of the program that checks each load
-                                              // as it comes, so that a short packet stays in native code and falls
-                                              // back only at the load that passes the head's end, where FreeBSD's
-                                              // filter rejects a contiguous packet.
+    if flow.zero_a {
+        e.bytes(&[0x31, 0xc0]); // xor eax,eax
+    }
+    if flow.zero_x {
+        e.bytes(&[0x45, 0x31, 0xdb]); // xor r11d,r11d
+    }
+    // The bounds fact: one check covers every constant-offset load. A
+    // shorter head runs a second copy of the program that checks each load
+    // as it comes, so that a short packet stays in native code and falls
+    // back only at the load that passes the head's end, where FreeBSD's
+    // filter rejects a contiguous packet.
     let checked_copy = hoisted && reach > 0;
     if checked_copy {
-        e.bytes(&[0x48, 0x81, 0xfe]); // cmp rsi,reach
-        e.imm32(reach as u32);
+        if reach < 0x80 {
+            e.bytes(&[0x48, 0x83, 0xfe, reach as u8]); // cmp rsi,reach (imm8)
+        } else {
+            e.bytes(&[0x48, 0x81, 0xfe]); // cmp rsi,reach
+            e.imm32(reach as u32);
+        }
         e.jump(Some(CC_B), Target::Checked); // jb checked copy
     }
     if insns.is_empty() {
@@ -416,12 +683,12 @@ fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<bool>, usi
         return (e.code, Vec::new(), hot);
     }
     let mut offsets = Vec::with_capacity(2);
-    offsets.push(body(&mut e, insns));
+    offsets.push(body(&mut e, insns, &flow.order));
     let hot = e.code.len();
     if checked_copy {
         e.hoisted = false;
         e.copy = 1;
-        offsets.push(body(&mut e, insns));
+        offsets.push(body(&mut e, insns, &flow.order));
     }
     // Out-of-line exits.
     let fallback = e.code.len();
@@ -460,7 +727,7 @@ fn emit(insns: &[BpfInsn], short: Option<Vec<bool>>) -> (Vec<u8>, Vec<bool>, usi
 }
 
 /// Emits one copy of the program's instructions; returns where each starts.
-fn body(e: &mut Emitter, insns: &[BpfInsn]) -> Vec<usize> {
+fn body(e: &mut Emitter, insns: &[BpfInsn], order: &Order) -> Vec<usize> {
     let mut offsets = Vec::with_capacity(insns.len());
     for (i, insn) in insns.iter().enumerate() {
         offsets.push(e.code.len());
@@ -477,11 +744,12 @@ fn body(e: &mut Emitter, insns: &[BpfInsn]) -> Vec<usize> {
                         BPF_H => 2,
                         _ => 1,
                     };
+                    let raw = order.at(i) != 0;
                     if mode(code) == BPF_ABS {
-                        e.load_abs(k, size);
+                        e.load_abs(k, size, raw);
                     } else {
                         e.bound_ind(k, size);
-                        e.load_a(size);
+                        e.load_a(size, raw);
                     }
                 }
                 BPF_MEM => e.bytes(&[0x41, 0x8b, 0x42, slot]), // mov eax,[r10+slot]
@@ -507,13 +775,11 @@ fn body(e: &mut Emitter, insns: &[BpfInsn]) -> Vec<usize> {
                 let t = next + usize::from(insn.jt);
                 let f = next + usize::from(insn.jf);
                 if op(code) == BPF_JA {
-                    let to = next.saturating_add(k as usize);
-                    if to != next {
-                        e.jmp(Target::Insn(to));
-                    }
+                    e.goto(insns, next.saturating_add(k as usize), next);
                     continue;
                 }
                 let x = src(code) == BPF_X;
+                let k = swapped_k(k, order.at(i), op(code) == BPF_JSET);
                 let cc = match op(code) {
                     BPF_JEQ => CC_E,
                     BPF_JGT => CC_A,
@@ -535,17 +801,9 @@ fn body(e: &mut Emitter, insns: &[BpfInsn]) -> Vec<usize> {
                     }
                     (_, true) => e.bytes(&[0x44, 0x39, 0xd8]), // cmp eax,r11d
                 }
-                e.branch(cc, t, f, next);
+                e.branch(insns, cc, t, f, next);
             }
-            BPF_RET => {
-                if rval(code) != BPF_A && k == 0 {
-                    e.bytes(&[0x31, 0xc0]); // xor eax,eax
-                } else if rval(code) != BPF_A {
-                    e.bytes(&[0xb8]); // mov eax,k
-                    e.imm32(k);
-                }
-                e.bytes(&[0xc3]); // ret (A is in eax, upper half zero)
-            }
+            BPF_RET => e.ret(insn),
             _ => {
                 if miscop(code) == BPF_TXA {
                     e.bytes(&[0x44, 0x89, 0xd8]); // mov eax,r11d
@@ -668,6 +926,126 @@ mod tests {
             .find(|p| compile_body(p).1.div_ceil(CACHE_LINE) == 5)
             .expect("some number of loads makes five lines");
         assert_covers_every_set(&five);
+    }
+
+    /// `ldh [12]` (or `ld [26]`, `ldh [x + 12]`), then `test`, then
+    /// returns 1 or 0; `then` is what follows the load's first test, when
+    /// it fails.
+    fn tested(load: BpfInsn, test: BpfInsn, then: &[BpfInsn]) -> Vec<BpfInsn> {
+        let n = then.len() as u8;
+        let mut insns = vec![load, BpfInsn { jt: n, jf: 0, ..test }];
+        insns.extend_from_slice(then);
+        insns.extend([BpfInsn::stmt(BPF_RET | BPF_K, 0), BpfInsn::stmt(BPF_RET | BPF_K, 1)]);
+        insns
+    }
+
+    fn order(insns: &[BpfInsn]) -> Vec<u8> {
+        Flow::of(insns).order.0
+    }
+
+    const LDH: BpfInsn = BpfInsn::stmt(BPF_LD | BPF_H | BPF_ABS, 12);
+    const LDW: BpfInsn = BpfInsn::stmt(BPF_LD | BPF_W | BPF_ABS, 26);
+    const JEQ: u16 = BPF_JMP | BPF_JEQ | BPF_K;
+
+    #[test]
+    fn values_only_compared_with_constants_are_not_swapped() {
+        let ip = tested(LDH, BpfInsn::jump(JEQ, 0x0800, 0, 0), &[]);
+        assert_eq!(order(&ip), [2, 2, 0, 0]);
+        let (code, _) = compile_body(&ip);
+        // movzx eax,word [rdi+12]; cmp eax,8 (0x0800 swapped); no rol ax,8.
+        let has = |b: &[u8]| code.windows(b.len()).any(|w| w == b);
+        assert!(has(&[0x0f, 0xb7, 0x47, 0x0c, 0x83, 0xf8, 0x08]), "{code:02x?}");
+        assert!(!has(&[0x66, 0xc1, 0xc0, 0x08]), "{code:02x?}");
+        let chain = tested(
+            LDW,
+            BpfInsn::jump(JEQ, 1, 0, 0),
+            &[BpfInsn::jump(BPF_JMP | BPF_JSET | BPF_K, 0xff00, 1, 0)],
+        );
+        assert_eq!(order(&chain), [4, 4, 4, 0, 0]);
+    }
+
+    #[test]
+    fn values_used_otherwise_are_swapped() {
+        let uses = [
+            BpfInsn::jump(BPF_JMP | BPF_JGT | BPF_K, 0x0800, 0, 0),
+            BpfInsn::jump(BPF_JMP | BPF_JEQ | BPF_X, 0, 0, 0),
+            BpfInsn::stmt(BPF_RET | BPF_A, 0),
+            BpfInsn::stmt(BPF_ALU | BPF_AND | BPF_K, 0xff),
+            BpfInsn::stmt(BPF_MISC | BPF_TAX, 0),
+            BpfInsn::stmt(BPF_ST, 0),
+        ];
+        for used in uses {
+            // The load's value reaches `used` when its compare fails.
+            let insns = tested(LDH, BpfInsn::jump(JEQ, 0x0800, 0, 0), &[used]);
+            assert_eq!(order(&insns)[0], 0, "{used:?}");
+        }
+        // Two loads' values meet at one compare: its constant can be
+        // swapped for one size only.
+        let meet = [
+            BpfInsn::jump(JEQ, 0, 0, 2),
+            LDH,
+            BpfInsn::jump(BPF_JMP | BPF_JA, 1, 0, 0),
+            BpfInsn::stmt(BPF_LD | BPF_B | BPF_ABS, 14),
+            BpfInsn::jump(JEQ, 0x0800, 0, 1),
+            BpfInsn::stmt(BPF_RET | BPF_K, 1),
+            BpfInsn::stmt(BPF_RET | BPF_K, 0),
+        ];
+        assert_eq!(order(&meet), [0; 7]);
+    }
+
+    #[test]
+    fn registers_are_zeroed_only_when_read_unset() {
+        let flow = Flow::of(&tested(LDH, BpfInsn::jump(JEQ, 0x0800, 0, 0), &[]));
+        assert!(!flow.zero_a && !flow.zero_x);
+        let flow = Flow::of(&[BpfInsn::stmt(BPF_RET | BPF_A, 0)]);
+        assert!(flow.zero_a && !flow.zero_x);
+        // X is set on one path only before `txa`.
+        let flow = Flow::of(&[
+            BpfInsn::jump(JEQ, 0, 0, 1),
+            BpfInsn::stmt(BPF_LDX | BPF_IMM, 1),
+            BpfInsn::stmt(BPF_MISC | BPF_TXA, 0),
+            BpfInsn::stmt(BPF_RET | BPF_A, 0),
+        ]);
+        assert!(flow.zero_a && flow.zero_x);
+    }
+
+    /// Native code against the interpreter on packets holding, at the
+    /// loads' offsets, the tests' constants and their neighbours.
+    #[cfg(feature = "hosted")]
+    #[test]
+    fn unswapped_compares_give_the_interpreters_verdicts() {
+        use crate::filter::Program;
+        use crate::hosted::native::native_program;
+        let ind = BpfInsn::stmt(BPF_LD | BPF_H | BPF_IND, 12);
+        let ind_w = BpfInsn::stmt(BPF_LD | BPF_W | BPF_IND, 26);
+        let jset = BPF_JMP | BPF_JSET | BPF_K;
+        let ks = [0, 1, 0x08, 0x0800, 0x0008, 0x86dd, 0xffff, 0x1_0800, 0x0a00_0001, u32::MAX];
+        let mut programs = Vec::new();
+        for k in ks {
+            for load in [LDH, LDW, ind, ind_w] {
+                for code in [JEQ, jset] {
+                    let second = BpfInsn::jump(code, k.rotate_left(8), 0, 0);
+                    let first = BpfInsn::jump(code, k, 0, 0);
+                    programs.push(tested(load, first, &[BpfInsn { jt: 0, jf: 1, ..second }]));
+                }
+            }
+        }
+        for insns in programs {
+            let interp = Program::new(&insns).expect("valid");
+            let native = native_program(&insns).expect("valid");
+            assert!(native.is_native());
+            for k in ks {
+                for v in [k, k.swap_bytes(), k >> 16, (k as u16).swap_bytes().into(), k ^ 1] {
+                    let mut pkt = [0u8; 40];
+                    pkt[12..14].copy_from_slice(&(v as u16).to_be_bytes());
+                    pkt[26..30].copy_from_slice(&v.to_be_bytes());
+                    for len in [pkt.len(), 29, 13] {
+                        let p = &pkt[..len];
+                        assert_eq!(native.run(p, 40), interp.run(p, 40), "{insns:?} {v:#x} {len}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

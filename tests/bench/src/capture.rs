@@ -208,7 +208,7 @@ pub struct Rig<'s> {
 }
 
 /// The frames a configuration sends.
-fn pool(size: usize) -> Vec<Vec<u8>> {
+pub fn pool(size: usize) -> Vec<Vec<u8>> {
     traffic::fixed(POOL, size)
 }
 

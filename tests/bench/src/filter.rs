@@ -2,10 +2,19 @@
 //! was built (`crate::jitter`), FreeBSD's own amd64 JIT: the same compiled
 //! programs over the same packets, in the same process, rounds
 //! interleaved, the best round kept.
+//!
+//! Code layout is a variable of such timings (where a loop or a function
+//! falls against the 16- and 64-byte boundaries the processor fetches and
+//! caches by): besides the code as each JIT places it, both JITs' code is
+//! copied to start [`LAYOUT_OFFSETS`] bytes into a page, and each ratio is
+//! reported per layout.
 
 use std::hint::black_box;
 use std::time::Instant;
 
+use zbpf::filter::jit::{self as zjit, Compiled};
+use zbpf::filter::Program;
+use zbpf::hosted::native::HostedNative;
 use zbpf_bench::workload::{self, Filter, Mix};
 
 use crate::jitter::{self, Jitter};
@@ -34,6 +43,10 @@ pub struct FilterRow {
     /// Packets the native code left to the interpreter (`None`: no native
     /// code).
     pub fallbacks: Option<usize>,
+    /// Per layout of [`LAYOUT_OFFSETS`]: best ns per packet of zbpf's
+    /// native code and of bpf_jitter's, both copied to start there
+    /// (empty: no native code, or bpf_jitter not built).
+    pub placed: Vec<(f64, f64)>,
 }
 
 impl FilterRow {
@@ -50,6 +63,11 @@ impl FilterRow {
     /// zbpf's native code's time over bpf_jitter's.
     pub fn jit_over_jitter(&self) -> Option<f64> {
         Some(self.jit_ns? / self.jitter_ns?)
+    }
+
+    /// The same, both codes in layout `i` of [`LAYOUT_OFFSETS`].
+    pub fn placed_ratio(&self, i: usize) -> Option<f64> {
+        self.placed.get(i).map(|&(ours, theirs)| ours / theirs)
     }
 
     /// What the engine runs by default (native code when there is some)
@@ -94,20 +112,98 @@ impl FilterResult {
             .then(|| (workload::geomean(jit.into_iter()), workload::geomean(default.into_iter())))
     }
 
+    /// zbpf's JIT / bpf_jitter per code layout (geometric mean over the
+    /// programs zbpf compiles): first the code as each JIT places it
+    /// ("as built", [`jitter_geomeans`](Self::jitter_geomeans)), then
+    /// both copied to each of [`LAYOUT_OFFSETS`]. Empty without bpf_jitter.
+    pub fn layout_geomeans(&self) -> Vec<(String, f64)> {
+        let Some((as_built, _)) = self.jitter_geomeans() else {
+            return Vec::new();
+        };
+        let mut v = vec![("as built".to_string(), as_built)];
+        for (i, off) in LAYOUT_OFFSETS.iter().enumerate() {
+            let ratios: Vec<f64> = self.rows.iter().filter_map(|r| r.placed_ratio(i)).collect();
+            if !ratios.is_empty() {
+                v.push((format!("+{off} B"), workload::geomean(ratios.into_iter())));
+            }
+        }
+        v
+    }
+
+    /// The least and the greatest of [`layout_geomeans`](Self::layout_geomeans).
+    pub fn layout_spread(&self) -> Option<(f64, f64)> {
+        let g = self.layout_geomeans();
+        let min = g.iter().map(|l| l.1).reduce(f64::min)?;
+        let max = g.iter().map(|l| l.1).reduce(f64::max)?;
+        Some((min, max))
+    }
+
     /// Geometric mean, over the programs that read the packet, of the
     /// native code's time over libpcap's once the floor is taken from both:
     /// what each machine adds to reading the packet at all.
     pub fn net_geomean(&self) -> Option<f64> {
+        self.net_over(|r| Some(r.pcap_ns))
+    }
+
+    /// The same, over another machine's time (`theirs`, per program).
+    pub fn net_over(&self, theirs: impl Fn(&FilterRow) -> Option<f64>) -> Option<f64> {
         let nets: Vec<f64> = self
             .rows
             .iter()
             .filter_map(|r| {
-                let (ours, theirs) = (r.jit_ns? - self.floor_ns, r.pcap_ns - self.floor_ns);
+                let (ours, theirs) = (r.jit_ns? - self.floor_ns, theirs(r)? - self.floor_ns);
                 (ours > 0.0 && theirs > 0.0).then(|| ours / theirs)
             })
             .collect();
         (!nets.is_empty()).then(|| workload::geomean(nets.into_iter()))
     }
+}
+
+/// The code layouts measured besides each JIT's own placement: both JITs'
+/// code copied to start this many bytes into a fresh page, which puts it
+/// at each 16-byte position of a 64-byte cache line, and so in each half
+/// of the 32-byte windows the decoder and the micro-op cache work in.
+pub const LAYOUT_OFFSETS: [usize; 4] = [0, 16, 32, 48];
+
+/// `f`'s program with its native code copied to start `offset` bytes into
+/// its mapping (the code is position-independent: relative jumps only).
+fn zbpf_placed(f: &Filter, offset: usize) -> Result<Program, String> {
+    let c = zjit::compile(&f.insns);
+    let body = &c.code[c.entry..];
+    let mut code = vec![0xcc; offset];
+    code.extend_from_slice(body);
+    let placed = Compiled { code, entry: offset, hot_end: offset + (c.hot_end - c.entry) };
+    let native = HostedNative::map(&placed).ok_or("could not map zbpf's native code")?;
+    let mut prog = Program::new(&f.insns).map_err(|e| format!("{:?}: {e}", f.expr))?;
+    prog.attach_native(native);
+    Ok(prog)
+}
+
+/// Both JITs' code for `f` in every layout of [`LAYOUT_OFFSETS`], each
+/// checked to give the interpreter's verdict on every packet of the mix
+/// (empty: no native code, or bpf_jitter not built).
+fn layouts(f: &Filter, j: Option<&Jitter>, mix: &Mix) -> Result<Vec<(Program, Jitter)>, String> {
+    let (Some(_), Some(j)) = (&f.jit, j) else {
+        return Ok(Vec::new());
+    };
+    LAYOUT_OFFSETS
+        .iter()
+        .map(|&off| {
+            let (ours, theirs) = (zbpf_placed(f, off)?, j.placed(off)?);
+            for (i, (p, w)) in mix.iter().enumerate() {
+                let want = f.zbpf.run(p, w);
+                // bpf_jitter's own code agreed with the interpreter here or
+                // was counted; its copy must give what its own code gives.
+                if ours.run(p, w) != want || theirs.run(p, w) != j.run(p, w) {
+                    return Err(format!(
+                        "{:?}: packet {i}: a JIT's code copied to +{off} B answers otherwise",
+                        f.expr
+                    ));
+                }
+            }
+            Ok((ours, theirs))
+        })
+        .collect()
 }
 
 /// One pass of `reps` repetitions over the mix, each packet given to `run`
@@ -168,8 +264,13 @@ pub fn run(max_packets: usize, rounds: usize, pass_ms: f64) -> Result<FilterResu
     let filters = workload::filters()?;
     let jitters =
         filters.iter().map(|f| jitter::compile(&f.insns)).collect::<Result<Vec<_>, _>>()?;
+    let placed = filters
+        .iter()
+        .zip(&jitters)
+        .map(|(f, j)| layouts(f, j.as_ref(), &mix))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut rows = Vec::new();
-    for (f, j) in filters.iter().zip(&jitters) {
+    for ((f, j), placed) in filters.iter().zip(&jitters).zip(&placed) {
         let accepted = workload::agree(f, &mix)?;
         rows.push(FilterRow {
             label: f.label,
@@ -185,6 +286,7 @@ pub fn run(max_packets: usize, rounds: usize, pass_ms: f64) -> Result<FilterResu
                 .jit
                 .as_ref()
                 .map(|j| mix.iter().filter(|&(p, w)| j.interprets(p, w)).count()),
+            placed: vec![(f64::MAX, f64::MAX); placed.len()],
         });
     }
     // Size the passes on libpcap (usually the slower), after a warm-up.
@@ -201,7 +303,7 @@ pub fn run(max_packets: usize, rounds: usize, pass_ms: f64) -> Result<FilterResu
         floor_ns = floor_ns.min(time(|| pass_floor(&mix, floor_reps), mix.len() * floor_reps));
         for (i, f) in filters.iter().enumerate() {
             let n = mix.len() * reps[i];
-            // Rotate which machine goes first.
+            // Rotate which machine goes first; the layouts follow.
             for k in 0..4 {
                 match (round + k) % 4 {
                     0 => {
@@ -225,6 +327,19 @@ pub fn run(max_packets: usize, rounds: usize, pass_ms: f64) -> Result<FilterResu
                         }
                     }
                 }
+            }
+            for (l, (ours, theirs)) in placed[i].iter().enumerate() {
+                let (mut a, mut b) = (f64::MAX, f64::MAX);
+                // Alternate which of the two goes first.
+                for k in 0..2 {
+                    if (round + k) % 2 == 0 {
+                        a = time(|| pass_native(ours, &mix, reps[i]), n);
+                    } else {
+                        b = time(|| pass_jitter(theirs, &mix, reps[i]), n);
+                    }
+                }
+                let best = &mut rows[i].placed[l];
+                *best = (best.0.min(a), best.1.min(b));
             }
         }
     }

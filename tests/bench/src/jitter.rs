@@ -26,13 +26,26 @@ mod linked {
     extern "C" {
         fn zbpf_bench_jit(insns: *const BpfInsn, n: i32) -> *mut c_void;
         fn zbpf_bench_jit_func(handle: *mut c_void) -> Option<Func>;
+        fn zbpf_bench_jit_size(handle: *mut c_void) -> usize;
         fn zbpf_bench_jit_free(handle: *mut c_void);
+        fn zbpf_bench_code_place(code: *const u8, size: usize, offset: usize) -> *mut c_void;
+        fn zbpf_bench_code_unplace(map: *mut c_void, size: usize, offset: usize);
+    }
+
+    /// Who owns the code `func` points into.
+    enum Owner {
+        /// bpf_jitter's filter, at the start of its own mapping.
+        Jitted(NonNull<c_void>),
+        /// A copy of `size` bytes placed `offset` bytes into a mapping.
+        Placed { map: NonNull<c_void>, size: usize, offset: usize },
     }
 
     /// One program compiled by bpf_jitter.
     pub struct Jitter {
-        handle: NonNull<c_void>,
+        /// Keeps the code mapped.
+        _owner: Owner,
         func: Func,
+        size: usize,
     }
 
     impl Jitter {
@@ -43,15 +56,31 @@ mod linked {
             // SAFETY: `insns` is n valid instructions, read only during the call.
             let handle = NonNull::new(unsafe { zbpf_bench_jit(insns.as_ptr(), n) })
                 .ok_or("bpf_jitter could not compile the program")?;
+            let owner = Owner::Jitted(handle);
             // SAFETY: `handle` is a live filter bpf_jitter returned.
-            match unsafe { zbpf_bench_jit_func(handle.as_ptr()) } {
-                Some(func) => Ok(Jitter { handle, func }),
-                None => {
-                    // SAFETY: as above; not used again.
-                    unsafe { zbpf_bench_jit_free(handle.as_ptr()) };
-                    Err("bpf_jitter gave no function".into())
-                }
-            }
+            let (func, size) = unsafe {
+                (zbpf_bench_jit_func(handle.as_ptr()), zbpf_bench_jit_size(handle.as_ptr()))
+            };
+            // On error `owner` frees the filter.
+            let func = func.ok_or("bpf_jitter gave no function")?;
+            Ok(Jitter { _owner: owner, func, size })
+        }
+
+        /// The same code copied `offset` bytes into a fresh mapping (the
+        /// filter benchmark's code layouts).
+        pub fn placed(&self, offset: usize) -> Result<Self, String> {
+            let code = self.func as *const u8;
+            // SAFETY: `func` starts the `size` bytes of code bpf_jitter
+            // made (readable: mapped read + execute), kept by `_owner`.
+            let map = NonNull::new(unsafe { zbpf_bench_code_place(code, self.size, offset) })
+                .ok_or("could not map a copy of bpf_jitter's code")?;
+            let owner = Owner::Placed { map, size: self.size, offset };
+            let start = map.as_ptr().cast::<u8>().wrapping_add(offset);
+            // SAFETY: `start` is the copy of the function, executable;
+            // the code is position-independent (relative jumps only), so
+            // it runs the same there.
+            let func = unsafe { std::mem::transmute::<*mut u8, Func>(start) };
+            Ok(Jitter { _owner: owner, func, size: self.size })
         }
 
         /// The verdict on a contiguous packet, as bpf(4) asks for it.
@@ -65,10 +94,16 @@ mod linked {
         }
     }
 
-    impl Drop for Jitter {
+    impl Drop for Owner {
         fn drop(&mut self) {
-            // SAFETY: `handle` came from bpf_jitter and is freed once.
-            unsafe { zbpf_bench_jit_free(self.handle.as_ptr()) };
+            match *self {
+                // SAFETY: `handle` came from bpf_jitter and is freed once.
+                Owner::Jitted(handle) => unsafe { zbpf_bench_jit_free(handle.as_ptr()) },
+                // SAFETY: the mapping zbpf_bench_code_place made, unmapped once.
+                Owner::Placed { map, size, offset } => unsafe {
+                    zbpf_bench_code_unplace(map.as_ptr(), size, offset)
+                },
+            }
         }
     }
 }
@@ -88,6 +123,11 @@ impl Jitter {
 
     /// Unreachable: no value of this type exists.
     pub fn run(&self, _: &[u8], _: u32) -> u32 {
+        match self.0 {}
+    }
+
+    /// Unreachable: no value of this type exists.
+    pub fn placed(&self, _: usize) -> Result<Self, String> {
         match self.0 {}
     }
 }

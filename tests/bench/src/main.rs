@@ -31,6 +31,7 @@ mod deliver;
 mod filter;
 mod jitter;
 mod memory;
+mod parts;
 mod plot;
 mod report;
 mod scale;
@@ -241,11 +242,17 @@ fn run(args: &Args) -> Result<(), String> {
         print_rows(&rows);
         let clock = capture::clock_ns(effort);
         println!("the full-precision clock (platform uptime()): {clock:.1} ns per read");
-        Some((rows, clock))
+        println!("\n== 2b. where a ZBUF capture's time goes (snaplen 65535)");
+        let parts = parts::measure(effort)?;
+        for p in &parts {
+            println!("{:>5} B  {:<13} {:>7.1} ns/packet", p.size, format!("{:?}", p.rung), p.ns);
+        }
+        Some((rows, (clock, parts)))
     } else {
         None
     };
-    let (capture, clock_ns) = capture.unzip();
+    let (capture, clock_and_parts) = capture.unzip();
+    let (clock_ns, parts) = clock_and_parts.unzip();
     let consumers = if wants("consumers") {
         println!("\n== 3. consumers: walk the headers vs checksum every byte");
         let rows = capture::measure(&capture::consumers(), effort)?;
@@ -340,6 +347,7 @@ fn run(args: &Args) -> Result<(), String> {
         filter,
         capture,
         clock_ns,
+        parts,
         consumers,
         cachesim: args.cachesim.as_ref().map(|p| report::read_cachesim(p)),
         scale,
