@@ -18,14 +18,13 @@
  * by itself (the mbuf built and copied, the driver's if_input freeing it),
  * which a real driver pays too but the simulator does not.
  *
- * Usage: ukld_bench [--ko PATH] [--sim FILE] [--runs N]
- *   --sim FILE   the simulator's figures for the same work (zbpf-bench
- *                --deliver, one or more runs: the best of each is kept):
- *                printed beside the module's, with the ratio
- *   --runs N     measure every configuration N times, keep the best
- *                (default 1)
- * Prints a Markdown table. Exit status 1 if a packet was missed or
- * dropped, or the simulator's bursts are not the same as these.
+ * Usage: ukld_bench [--ko PATH]
+ * Prints one tab-separated line per configuration, as zbpf-bench --deliver
+ * does for the simulator (tests/ukld/bench.sh puts the two side by side):
+ *   real MODE DESCRIPTORS SIZE BURST NS
+ * and, per frame size, the driver's own cost with no descriptor:
+ *   driver SIZE NS
+ * Exit status 1 if a packet was missed or dropped.
  */
 #include "zk.h"
 
@@ -53,16 +52,7 @@ struct bench_desc {
 	unsigned long seen;	/* records drained from the last burst */
 };
 
-struct bench_sim {
-	char mode[8];
-	int descriptors, size;
-	long burst;
-	double ns;
-};
-
 static const char *ko_path = "target/ko/zbpf.ko";
-static struct bench_sim sims[16];
-static int nsims;
 
 static uint64_t
 now_ns(void)
@@ -258,77 +248,27 @@ bench_config(int zbuf, int ndesc, const uint8_t *frame, size_t len,
 	return (ns);
 }
 
-static const struct bench_sim *
-find_sim(const char *mode, int ndesc, int size)
-{
-	int i;
-
-	for (i = 0; i < nsims; i++)
-		if (strcmp(sims[i].mode, mode) == 0 && sims[i].descriptors == ndesc &&
-		    sims[i].size == size)
-			return (&sims[i]);
-	return (NULL);
-}
-
-static int
-read_sims(const char *path)
-{
-	char line[256];
-	FILE *f = fopen(path, "r");
-
-	if (f == NULL)
-		return (zk_fail("%s: %s", path, strerror(errno)));
-	while (nsims < (int)(sizeof(sims) / sizeof(sims[0])) &&
-	    fgets(line, sizeof(line), f) != NULL) {
-		struct bench_sim *s = &sims[nsims];
-
-		const struct bench_sim *seen;
-
-		if (sscanf(line, "sim %7s %d %d %ld %lf", s->mode, &s->descriptors,
-		    &s->size, &s->burst, &s->ns) != 5)
-			continue;
-		/* Several runs of the simulator: the best of each. */
-		seen = find_sim(s->mode, s->descriptors, s->size);
-		if (seen == NULL)
-			nsims++;
-		else if (s->ns < seen->ns)
-			((struct bench_sim *)seen)->ns = s->ns;
-	}
-	fclose(f);
-	return (nsims > 0 ? 0 : zk_fail("%s: no simulator figures", path));
-}
-
 int
 main(int argc, char **argv)
 {
 	static const int sizes[2] = { 64, 1500 }, descs[2] = { 1, 8 };
-	const char *sim_path = NULL;
 	uint8_t frames[2][1514];
-	double base[2], best[8], ns;
-	long lost[8] = { 0 }, dropped;
-	int runs = 1, run;
 	char msg[256];
 	struct ukld_module *mod;
+	long dropped;
+	double ns;
 	int i, s, m, k, err, status = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--ko") == 0 && i + 1 < argc)
 			ko_path = argv[++i];
-		else if (strcmp(argv[i], "--sim") == 0 && i + 1 < argc)
-			sim_path = argv[++i];
-		else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc &&
-		    (runs = atoi(argv[i + 1])) > 0)
-			i++;
 		else {
-			fprintf(stderr, "usage: ukld_bench [--ko PATH] [--sim FILE] "
-			    "[--runs N]\n");
+			fprintf(stderr, "usage: ukld_bench [--ko PATH]\n");
 			return (2);
 		}
 	}
 	zk_check_name = "ukld_bench";
-	if (sim_path != NULL && read_sims(sim_path) != 0)
-		return (1);
 	uh_boot();
 	uh_cpu_enter();
 	err = ukld_kldload(ko_path, &mod, msg, sizeof(msg));
@@ -356,62 +296,27 @@ main(int argc, char **argv)
 		if (zk_build_frame(frames[s], sizeof(frames[s]), (uint32_t)s, ZK_PORT_BASE,
 		    (size_t)sizes[s] - 42) != (size_t)sizes[s])
 			return (zk_fail("building a %d-byte frame", sizes[s]) != 0);
+		/* No descriptor: the driver's own part of the hand-over. */
+		ns = bench_time(frames[s], (size_t)sizes[s], bench_burst((size_t)sizes[s]),
+		    NULL, NULL);
+		if (ns < 0)
+			return (1);
+		printf("driver\t%d\t%.1f\n", sizes[s], ns);
 	}
-	/* Every configuration `runs` times, the runs one after the other so
-	 * that a busy spell of the machine spoils one run, not all: the best
-	 * median of each is kept. */
-	for (i = 0; i < 2 * 2 * 2; i++)
-		best[i] = -1;
-	base[0] = base[1] = -1;
-	for (run = 0; run < runs; run++) {
-		for (s = 0; s < 2; s++) {
-			/* No descriptor: the emulation's mbuf and driver alone. */
-			ns = bench_time(frames[s], (size_t)sizes[s],
-			    bench_burst((size_t)sizes[s]), NULL, NULL);
-			if (ns < 0)
-				return (1);
-			if (base[s] < 0 || ns < base[s])
-				base[s] = ns;
+	for (m = 0; m < 2; m++) {
+		for (k = 0; k < 2; k++) {
+			for (s = 0; s < 2; s++) {
+				ns = bench_config(m, descs[k], frames[s], (size_t)sizes[s],
+				    &dropped);
+				if (ns < 0)
+					return (1);
+				if (dropped != 0)
+					status = 1;
+				printf("real\t%s\t%d\t%d\t%ld\t%.1f%s\n", m ? "ZBUF" : "BUFFER",
+				    descs[k], sizes[s], bench_burst((size_t)sizes[s]), ns,
+				    dropped != 0 ? "\tlost" : "");
+			}
 		}
-		for (i = 0; i < 2 * 2 * 2; i++) {
-			m = i / 4, k = i / 2 % 2, s = i % 2;
-			ns = bench_config(m, descs[k], frames[s], (size_t)sizes[s], &dropped);
-			if (ns < 0)
-				return (1);
-			lost[i] += dropped;
-			if (best[i] < 0 || ns < best[i])
-				best[i] = ns;
-		}
-	}
-
-	printf("| mode | descriptors | frame | packets per burst | real module ns/packet | "
-	    "of which mbuf + driver (no descriptor) | simulator ns/packet | real / simulator | "
-	    "real without mbuf + driver / simulator |\n");
-	printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-	for (i = 0; i < 2 * 2 * 2; i++) {
-		const char *mode;
-		const struct bench_sim *sim;
-		long burst;
-		char simcol[32] = "–", ratio[32] = "–", net[32] = "–";
-
-		m = i / 4, k = i / 2 % 2, s = i % 2;
-		mode = m ? "ZBUF" : "BUFFER";
-		sim = find_sim(mode, descs[k], sizes[s]);
-		burst = bench_burst((size_t)sizes[s]);
-		if (sim != NULL && sim->burst != burst) {
-			zk_fail("%s %d x %d B: the simulator's bursts are %ld packets, "
-			    "these %ld", mode, descs[k], sizes[s], sim->burst, burst);
-			status = 1;
-		} else if (sim != NULL) {
-			snprintf(simcol, sizeof(simcol), "%.1f", sim->ns);
-			snprintf(ratio, sizeof(ratio), "%.2f×", best[i] / sim->ns);
-			snprintf(net, sizeof(net), "%.2f×", (best[i] - base[s]) / sim->ns);
-		}
-		if (lost[i] != 0)
-			status = 1;
-		printf("| %s | %d | %d B | %ld | %.1f%s | %.1f | %s | %s | %s |\n", mode,
-		    descs[k], sizes[s], burst, best[i],
-		    lost[i] != 0 ? " (packets lost!)" : "", base[s], simcol, ratio, net);
 	}
 	zk_env_fini();
 	err = ukld_kldunload(mod);
