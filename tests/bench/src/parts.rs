@@ -366,7 +366,7 @@ pub fn markdown(rows: &[PartRow]) -> String {
     let batched = |size| ns(size, Rung::Lock) - ns(size, Rung::Store);
     let _ = writeln!(
         s,
-        "\nThe lock is the largest part beside the clock. Its two atomic instructions wait for the stores before them, here the packet's copy, to drain: {:.1} ns per packet at 64 bytes and {:.1} at 1500 when it is taken around every packet (rung `LockEach`: {:.1} and {:.1} ns/packet, as FreeBSD's bpf takes it), {:.1} and {:.1} when the engine's batch path takes it once per {BATCH} packets of a driver's m_nextpkt list (`Bpf::deliver_batch`).",
+        "\nWhat the lock costs depends on how often it is taken: its two atomic instructions wait for the stores before them, here the packets' copies, to drain: {:.1} ns per packet at 64 bytes and {:.1} at 1500 when it is taken around every packet (rung `LockEach`: {:.1} and {:.1} ns/packet, as FreeBSD's bpf takes it), {:.1} and {:.1} when the engine's batch path takes it once per {BATCH} packets of a driver's m_nextpkt list (`Bpf::deliver_batch`).",
         each(64),
         each(1500),
         ns(64, Rung::LockEach),
