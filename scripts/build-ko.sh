@@ -44,14 +44,20 @@ lib=target/kmod/x86_64-unknown-none/release/libzbpf.a
 # call the kernel's, which FreeBSD picks per CPU at boot (the ifunc: rep
 # movsb with ERMS), as bpf.c's do; compiler-builtins' take three rep
 # instructions per call, short copies included.
-builtins=$(llvm-ar-19 t "$lib" | grep '^compiler_builtins-')
+mapfile -t builtins < <(llvm-ar-19 t "$lib" | grep '^compiler_builtins-')
 kept=target/kmod/kernel-mem
 rm -rf "$kept" && mkdir -p "$kept"
 cp "$lib" "$kept/libzbpf.a"
-(cd "$kept" && llvm-ar-19 x libzbpf.a "$builtins" &&
-    "${OBJCOPY:-llvm-objcopy-19}" --redefine-sym memcpy=zbpf_builtins_memcpy \
-        --redefine-sym memmove=zbpf_builtins_memmove --redefine-sym memset=zbpf_builtins_memset \
-        "$builtins" && llvm-ar-19 r libzbpf.a "$builtins")
+(
+    cd "$kept"
+    llvm-ar-19 x libzbpf.a "${builtins[@]}"
+    for member in "${builtins[@]}"; do
+        "${OBJCOPY:-llvm-objcopy-19}" --redefine-sym memcpy=zbpf_builtins_memcpy \
+            --redefine-sym memmove=zbpf_builtins_memmove \
+            --redefine-sym memset=zbpf_builtins_memset "$member"
+    done
+    llvm-ar-19 r libzbpf.a "${builtins[@]}"
+)
 lib=$kept/libzbpf.a
 ld=("${LD:-ld.lld-19}" -m elf_x86_64_fbsd)
 entry=()

@@ -39,6 +39,9 @@ expect_fail gotpcrel "relocations only" \
     -fpic -mno-sse -msoft-float
 expect_fail unpadded "text, rodata and data padded" \
     'int zbpf_bad_pad(void) { return 1; }' -mcmodel=kernel -mno-sse -msoft-float
+expect_fail own-memset "memcpy, memmove and memset are the kernel's" \
+    'void *memset(void *d, int c, unsigned long n) { char *p = d; while (n--) *p++ = (char)c; return d; }' \
+    -mcmodel=kernel -mno-sse -msoft-float -fno-builtin
 expect_fail bitcode "no LLVM bitcode" \
     'int zbpf_bad_bitcode(void) { return 2; }' -fembed-bitcode -mno-sse -msoft-float
 exit "$status"

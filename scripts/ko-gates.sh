@@ -10,7 +10,9 @@
 #   5. the module metadata and SYSINIT linker sets are present;
 #   6. code, read-only data and data are each padded to whole pages (so the
 #      kernel linker can protect them page by page);
-#   7. no LLVM bitcode or address-significance table ships in the module.
+#   7. no LLVM bitcode or address-significance table ships in the module;
+#   8. memcpy, memmove and memset are the kernel's, not a copy of the
+#      module's own.
 # Prints the module's size and how many symbols it imports.
 # Usage: scripts/ko-gates.sh [KO [SYMBOL-LIST]]
 set -euo pipefail
@@ -63,6 +65,12 @@ allowed=$(grep -v '^#' "$symbols" | sort -u)
 imports=$(readelf -sW "$ko" | awk '$7 == "UND" && $8 != "" {print $8}' | sort -u)
 unknown=$(comm -23 <(echo "$imports") <(echo "$allowed"))
 check "undefined symbols all in ${symbols#"$root"/}" "$unknown"
+
+# The engine copies with the kernel's memcpy, memmove and memset (the
+# ifunc's pick for the CPU): the module must not carry its own.
+own_mem=$(readelf -sW "$ko" | awk '$7 != "UND" && $8 ~ /^(memcpy|memmove|memset)$/ {print $8}' |
+    sort -u)
+check "memcpy, memmove and memset are the kernel's" "$own_mem"
 
 sections=$(readelf -SW "$ko")
 missing=""
