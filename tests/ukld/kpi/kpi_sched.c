@@ -678,6 +678,9 @@ int hz = 1000;
 sbintime_t tick_sbt = SBT_1S / 1000;
 
 static uint64_t ukk_boottime_ns;	/* wall clock time at uptime 0 */
+/* The same as a bintime, kept as FreeBSD's timehands keep it, so that
+ * getboottimebin copies it instead of converting on every call. */
+static struct bintime ukk_boottimebin;
 
 static sbintime_t
 ukk_sbinuptime(void)
@@ -710,7 +713,7 @@ getbinuptime(struct bintime *bt)
 void
 getboottimebin(struct bintime *boottimebin)
 {
-	ukk_ns_to_bintime(ukk_boottime_ns, boottimebin);
+	*boottimebin = ukk_boottimebin;
 }
 
 /* When a timeout of `sbt` armed now ends, as callout_reset_sbt does. */
@@ -1073,6 +1076,7 @@ ukk_sched_init(void)
 	if (!first)
 		return;
 	ukk_boottime_ns = uh_walltime_ns() - uh_uptime_ns();
+	ukk_ns_to_bintime(ukk_boottime_ns, &ukk_boottimebin);
 	if (uh_thread_start(ukk_softclock, NULL) != 0)
 		panic("ukld: cannot start the callout thread");
 }
