@@ -225,11 +225,12 @@ impl Counter for KCounter {
     /// bumps per packet and reader are not calls into the shims.
     #[inline]
     fn add(&self, n: u64) {
-        // SAFETY: `self.0` came from counter_u64_alloc and lives as long as
-        // `self`; on amd64 such a counter is its CPU slot's offset from the
-        // %gs base, which the kernel keeps at the running CPU's pcpu area.
-        // One instruction: a migration cannot split it (the headers rely
-        // on the same).
+        // `self.0` came from counter_u64_alloc and lives as long as `self`;
+        // on amd64 such a counter is its CPU slot's offset from the %gs
+        // base, which the kernel keeps at the running CPU's pcpu area. One
+        // instruction: a migration cannot split it (the headers rely on the
+        // same).
+        // SAFETY: a live counter(9), added to in one %gs-relative add.
         unsafe {
             core::arch::asm!(
                 "add qword ptr gs:[{slot}], {n}",

@@ -76,9 +76,9 @@ mod linked {
                 .ok_or("could not map a copy of bpf_jitter's code")?;
             let owner = Owner::Placed { map, size: self.size, offset };
             let start = map.as_ptr().cast::<u8>().wrapping_add(offset);
-            // SAFETY: `start` is the copy of the function, executable;
-            // the code is position-independent (relative jumps only), so
-            // it runs the same there.
+            // The code is position-independent (relative jumps only), so
+            // its copy runs the same.
+            // SAFETY: `start` is the executable copy of the function.
             let func = unsafe { std::mem::transmute::<*mut u8, Func>(start) };
             Ok(Jitter { _owner: owner, func, size: self.size })
         }
@@ -88,8 +88,8 @@ mod linked {
         pub fn run(&self, pkt: &[u8], wirelen: u32) -> u32 {
             // The length fits: the mix holds captured packets.
             let buflen = pkt.len() as u32;
-            // SAFETY: the code reads the packet only below `buflen`, every
-            // load bounds-checked against it, and never writes it.
+            // Every load of the code is bounds-checked against `buflen`.
+            // SAFETY: the code reads the packet only below `buflen`; no writes.
             unsafe { (self.func)(pkt.as_ptr(), wirelen, buflen) }
         }
     }
