@@ -194,7 +194,7 @@ impl Sample {
 
 enum Engine<'s> {
     Sim { sim: &'s Sim, iface: Arc<SimIface>, cap: Capture<'s> },
-    Memcpy { bufs: [Vec<u8>; 2], store: usize, lens: [usize; 2], full: [bool; 2] },
+    Memcpy(Plain),
 }
 
 /// One configuration, set up and ready to run rounds.
@@ -238,12 +238,7 @@ impl<'s> Rig<'s> {
     /// baseline.
     pub fn new(spec: Spec, sim: &'s Sim, iface: &Arc<SimIface>) -> Result<Rig<'s>, String> {
         let engine = match spec.pipe {
-            Pipe::Memcpy => Engine::Memcpy {
-                bufs: [vec![0u8; BUFSIZE], vec![0u8; BUFSIZE]],
-                store: 0,
-                lens: [0, 0],
-                full: [false, false],
-            },
+            Pipe::Memcpy => Engine::Memcpy(Plain::new()),
             Pipe::Buffer | Pipe::Zbuf => {
                 let mode = if spec.pipe == Pipe::Buffer {
                     Mode::Buffer
@@ -280,19 +275,11 @@ impl<'s> Rig<'s> {
                     deliver_allocs += Snapshot::now().allocs_since(&a0);
                     drain(cap, spec.consumer, &mut sink)?;
                 }
-                Engine::Memcpy { bufs, store, lens, full } => {
+                Engine::Memcpy(plain) => {
                     for f in frames {
-                        baseline_catch(bufs, store, lens, full, f, spec.snaplen);
+                        plain.catch(f, spec.snaplen, minimal_header);
                     }
-                    // Drain: the full buffer first, then the partial one.
-                    for i in [1 - *store, *store] {
-                        if full[i] || i == *store {
-                            walk_records(&bufs[i][..lens[i]], |r| sink.take(spec.consumer, r))
-                                .map_err(|e| e.to_string())?;
-                            full[i] = false;
-                            lens[i] = 0;
-                        }
-                    }
+                    plain.drain(|r| sink.take(spec.consumer, r))?;
                 }
             }
         }
@@ -334,35 +321,61 @@ impl<'s> Rig<'s> {
     }
 }
 
-/// The baseline's capture of one frame: a 26-byte record header with the
-/// lengths (no timestamp) and one copy of the captured bytes, into the
-/// store buffer, switching buffers when it is full.
-#[inline]
-fn baseline_catch(
-    bufs: &mut [Vec<u8>; 2],
-    store: &mut usize,
-    lens: &mut [usize; 2],
-    full: &mut [bool; 2],
-    frame: &[u8],
-    snaplen: u32,
-) {
-    let hdrlen = record_hdrlen();
-    let caplen = frame.len().min(snaplen as usize);
-    let mut at = bpf_wordalign(lens[*store]);
-    if at + hdrlen + caplen > BUFSIZE - ZBUF_HEADER {
-        full[*store] = true;
-        *store = 1 - *store;
-        at = 0;
+/// Two plain buffers that records are appended to, switching to the other
+/// when one is full: the baseline's, and the parts ladder's lower rungs'.
+pub struct Plain {
+    bufs: [Vec<u8>; 2],
+    /// The buffer being filled.
+    store: usize,
+    /// Bytes of records in each.
+    lens: [usize; 2],
+}
+
+impl Plain {
+    /// Two empty buffers of the capture's size.
+    pub fn new() -> Plain {
+        Plain { bufs: [vec![0u8; BUFSIZE], vec![0u8; BUFSIZE]], store: 0, lens: [0, 0] }
     }
-    let buf = &mut bufs[*store];
-    let mut h = [0u8; 26];
-    h[16..20].copy_from_slice(&(caplen as u32).to_ne_bytes());
-    h[20..24].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
-    h[24..26].copy_from_slice(&(hdrlen as u16).to_ne_bytes());
-    buf[at..at + 26].copy_from_slice(&h);
-    buf[at + 26..at + hdrlen].fill(0);
-    buf[at + hdrlen..at + hdrlen + caplen].copy_from_slice(&frame[..caplen]);
-    lens[*store] = at + hdrlen + caplen;
+
+    /// Appends one record: `header(out, caplen, datalen, hdrlen)` writes its
+    /// header into the zeroed `out`, then the captured bytes follow.
+    #[inline]
+    pub fn catch(
+        &mut self,
+        frame: &[u8],
+        snaplen: u32,
+        header: impl FnOnce(&mut [u8], u32, u32, usize),
+    ) {
+        let hdrlen = record_hdrlen();
+        let caplen = frame.len().min(snaplen as usize);
+        let mut at = bpf_wordalign(self.lens[self.store]);
+        if at + hdrlen + caplen > BUFSIZE - ZBUF_HEADER {
+            self.store = 1 - self.store;
+            at = 0;
+        }
+        let buf = &mut self.bufs[self.store];
+        let out = &mut buf[at..at + hdrlen];
+        out.fill(0);
+        header(out, caplen as u32, frame.len() as u32, hdrlen);
+        buf[at + hdrlen..at + hdrlen + caplen].copy_from_slice(&frame[..caplen]);
+        self.lens[self.store] = at + hdrlen + caplen;
+    }
+
+    /// Walks the records, the full buffer's first, and empties both.
+    pub fn drain(&mut self, mut take: impl FnMut(&Record<'_>)) -> Result<(), String> {
+        for i in [1 - self.store, self.store] {
+            walk_records(&self.bufs[i][..self.lens[i]], &mut take).map_err(|e| e.to_string())?;
+            self.lens[i] = 0;
+        }
+        Ok(())
+    }
+}
+
+/// The baseline's record header: the lengths only (no timestamp).
+fn minimal_header(out: &mut [u8], caplen: u32, datalen: u32, hdrlen: usize) {
+    out[16..20].copy_from_slice(&caplen.to_ne_bytes());
+    out[20..24].copy_from_slice(&datalen.to_ne_bytes());
+    out[24..26].copy_from_slice(&(hdrlen as u16).to_ne_bytes());
 }
 
 /// Reads every buffer the descriptor has until it has nothing more.

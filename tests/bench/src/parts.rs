@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use zbpf::abi::{bpf_wordalign, Tstamp, BPF_T_FAST, PAGE_SIZE};
+use zbpf::abi::{Tstamp, BPF_T_FAST, PAGE_SIZE};
 use zbpf::engine::buffers::{Buffer, Caught, Slots};
 use zbpf::engine::record::{self, PacketTime, Quality, Stamp};
 use zbpf::engine::zbuf::{ZeroBuf, HEADER_LEN};
@@ -20,7 +20,9 @@ use zbpf::hosted::process::{HostedPages, SharedRegion, SimProc};
 use zbpf::hosted::sim::Sim;
 use zbpf::platform::{DescLock, Platform, UserCtx};
 
-use crate::capture::{self, machine, record_hdrlen, Consumer, Effort, Pipe, Rig, Spec, BUFSIZE};
+use crate::capture::{
+    self, machine, record_hdrlen, Consumer, Effort, Pipe, Plain, Rig, Spec, BUFSIZE,
+};
 
 /// One rung: everything below it plus one part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,9 +101,7 @@ struct Ladder<'s> {
     slots: Slots<ZeroBuf<HostedPages>>,
     /// The platform's descriptor lock (what `Descriptor::deliver` takes).
     lock: HostedLock<()>,
-    plain: [Vec<u8>; 2],
-    plain_store: usize,
-    plain_lens: [usize; 2],
+    plain: Plain,
 }
 
 enum Stage<'s> {
@@ -133,40 +133,8 @@ impl<'s> Ladder<'s> {
             regions,
             slots: Slots::new(a, b, BUFSIZE - HEADER_LEN),
             lock: HostedLock::new(()),
-            plain: [vec![0u8; BUFSIZE], vec![0u8; BUFSIZE]],
-            plain_store: 0,
-            plain_lens: [0, 0],
+            plain: Plain::new(),
         })
-    }
-
-    /// The Header rung's capture: the engine's record header, then the
-    /// copy, into plain buffers (as the baseline switches them).
-    fn catch_plain(&mut self, frame: &[u8], stamp: &Stamp) {
-        let hdrlen = record_hdrlen();
-        let mut at = bpf_wordalign(self.plain_lens[self.plain_store]);
-        if at + hdrlen + frame.len() > BUFSIZE - HEADER_LEN {
-            self.plain_store = 1 - self.plain_store;
-            at = 0;
-        }
-        let buf = &mut self.plain[self.plain_store];
-        let (len, wire) = (frame.len() as u32, frame.len() as u32);
-        buf[at..at + hdrlen].fill(0);
-        record::write_header(&mut buf[at..at + hdrlen], stamp, len, wire, hdrlen);
-        buf[at + hdrlen..at + hdrlen + frame.len()].copy_from_slice(frame);
-        self.plain_lens[self.plain_store] = at + hdrlen + frame.len();
-    }
-
-    /// Walks the records of both plain buffers (the Header rung's drain).
-    fn drain_plain(&mut self, seen: &mut (u64, u64)) -> Result<(), String> {
-        for i in [1 - self.plain_store, self.plain_store] {
-            walk_records(&self.plain[i][..self.plain_lens[i]], |r| {
-                seen.0 += 1;
-                seen.1 += u64::from(r.caplen);
-            })
-            .map_err(|e| e.to_string())?;
-            self.plain_lens[i] = 0;
-        }
-        Ok(())
     }
 
     /// Reads every buffer the store handed over, in place, and gives each
@@ -187,12 +155,11 @@ impl<'s> Ladder<'s> {
                 .find(|r| r.addr() == zb.uaddr())
                 .ok_or("a buffer of no region")?;
             let len = zb.handed_len().min(region.len() - HEADER_LEN);
-            // SAFETY: `len` bytes after the header lie inside the region,
-            // which lives as long as `self`; the store wrote them before
-            // handing the buffer over and writes nothing more until it is
-            // given back below.
-            let records =
-                unsafe { std::slice::from_raw_parts(region.as_ptr().add(HEADER_LEN), len) };
+            // The store wrote these bytes before handing the buffer over and
+            // writes nothing more until it is given back below.
+            let start = region.as_ptr().wrapping_add(HEADER_LEN);
+            // SAFETY: `len` bytes from `start` lie inside the live region.
+            let records = unsafe { std::slice::from_raw_parts(start, len) };
             walk_records(records, |r| {
                 seen.0 += 1;
                 seen.1 += u64::from(r.caplen);
@@ -211,10 +178,16 @@ impl<'s> Ladder<'s> {
             boottime: platform.boottime(),
         };
         if self.rung == Rung::Header {
+            // The baseline's buffers, with the engine's record header.
             for f in frames {
-                self.catch_plain(f, &fixed);
+                self.plain.catch(f, u32::MAX, |out, caplen, datalen, hdrlen| {
+                    record::write_header(out, &fixed, caplen, datalen, hdrlen)
+                });
             }
-            return self.drain_plain(seen);
+            return self.plain.drain(|r| {
+                seen.0 += 1;
+                seen.1 += u64::from(r.caplen);
+            });
         }
         if self.rung == Rung::Store {
             for f in frames {
