@@ -294,6 +294,10 @@ impl<P: Platform> Descriptor<P> {
             return;
         }
         let mut st = self.state.lock();
+        if !Self::still_on(&st, tap) {
+            self.counters.dropped.add(1);
+            return;
+        }
         let wakeup = self.store(bpf, tap, &mut st, pkt, snaplen, time);
         self.finish(st, wakeup);
     }
@@ -313,15 +317,19 @@ impl<P: Platform> Descriptor<P> {
         times: &mut [PacketTime],
     ) {
         let mut snaplens = [0u32; BATCH];
-        let mut accepted = false;
+        let mut accepted = 0;
         for (pkt, snaplen) in pkts.iter().zip(snaplens.iter_mut()) {
             *snaplen = self.admit(section, pkt, None);
-            accepted |= *snaplen != 0;
+            accepted += u64::from(*snaplen != 0);
         }
-        if !accepted {
+        if accepted == 0 {
             return;
         }
         let mut st = self.state.lock();
+        if !Self::still_on(&st, tap) {
+            self.counters.dropped.add(accepted);
+            return;
+        }
         let mut wakeup = false;
         for ((pkt, &snaplen), time) in pkts.iter().zip(&snaplens).zip(times.iter_mut()) {
             if snaplen != 0 {
@@ -367,7 +375,14 @@ impl<P: Platform> Descriptor<P> {
         snaplen
     }
 
-    /// catchpacket, under the lock: the timestamp and the copy, or a drop.
+    /// Whether the descriptor is still on `tap`: it may have been detached
+    /// (or moved) since the tap's readers were read. Under the lock.
+    fn still_on(st: &DescState<P>, tap: &Tap<P>) -> bool {
+        st.tap.as_ref().is_some_and(|t| core::ptr::eq(Arc::as_ptr(t), tap))
+    }
+
+    /// catchpacket, under the lock, on the tap checked by
+    /// [`still_on`](Self::still_on): the timestamp and the copy, or a drop.
     /// Whether the reader is to be woken.
     #[inline(always)]
     fn store<B: PacketBytes + ?Sized>(
@@ -379,11 +394,6 @@ impl<P: Platform> Descriptor<P> {
         snaplen: u32,
         time: &mut PacketTime,
     ) -> bool {
-        if !st.tap.as_ref().is_some_and(|t| core::ptr::eq(Arc::as_ptr(t), tap)) {
-            // Detached (or moved) since the tap's readers were read.
-            self.counters.dropped.add(1);
-            return false;
-        }
         let stamp = Stamp {
             tstamp: st.tstamp,
             uptime: time.get(&bpf.platform, Quality::of(st.tstamp)),
