@@ -82,7 +82,8 @@ struct Order(Vec<u8>);
 
 impl Order {
     /// The size of the load at `i` when A keeps its bytes in packet order
-    /// (or of the load whose value the compare at `i` tests), else 0.
+    /// (or of the loads whose value the compare or `and` at `i` works on),
+    /// else 0.
     fn at(&self, i: usize) -> u8 {
         self.0.get(i).copied().unwrap_or(0)
     }
@@ -360,114 +361,153 @@ fn sets_x(code: u16) -> bool {
     }
 }
 
-/// Which instruction last set a register, as far as every path to an
-/// instruction agrees.
-#[derive(Clone, Copy, PartialEq)]
-enum Origin {
-    /// No path reaches the instruction.
-    Unreached,
-    /// Only this instruction ([`ENTRY`]: the value the program starts with).
-    One(usize),
-    /// Several.
-    Many,
+/// Walks of a register's values through the program: from a start, every
+/// instruction reached before the register is set again. Jumps go forward
+/// only, so a walk is as long as the program at most.
+struct Walk {
+    seen: Vec<bool>,
+    stack: Vec<usize>,
 }
 
-/// The origin of the program's initial register values.
-const ENTRY: usize = usize::MAX;
-
-/// Per instruction, the origin of the register that `sets` tells the
-/// setters of, as it is when the instruction starts. Jumps go forward
-/// only, so one pass in order sees every path into an instruction.
-fn origins(insns: &[BpfInsn], sets: fn(u16) -> bool) -> Vec<Origin> {
-    let mut origin = alloc::vec![Origin::Unreached; insns.len()];
-    if let Some(first) = origin.first_mut() {
-        *first = Origin::One(ENTRY);
+impl Walk {
+    fn new(len: usize) -> Self {
+        Walk { seen: alloc::vec![false; len], stack: Vec::new() }
     }
-    for (i, insn) in insns.iter().enumerate() {
-        let here = origin.get(i).copied().unwrap_or(Origin::Unreached);
-        if here == Origin::Unreached {
-            continue;
-        }
-        let out = if sets(insn.code) { Origin::One(i) } else { here };
-        for to in successors(insns, i).into_iter().flatten() {
-            if let Some(o) = origin.get_mut(to) {
-                *o = match *o {
-                    Origin::Unreached => out,
-                    o if o == out => o,
-                    _ => Origin::Many,
-                };
-            }
-        }
-    }
-    origin
-}
 
-/// Whether a run may read the register's initial value (0).
-fn reads_entry(insns: &[BpfInsn], origin: &[Origin], reads: fn(u16) -> bool) -> bool {
-    insns
-        .iter()
-        .zip(origin)
-        .any(|(insn, o)| reads(insn.code) && matches!(o, Origin::One(ENTRY) | Origin::Many))
-}
-
-/// Which halfword and word loads may leave A in the packet's (big-endian)
-/// byte order, skipping the swap: those whose value is only ever tested by
-/// `jeq #k` and `jset #k`, each of which then tests the swapped constant
-/// (A == k exactly when swap(A) == swap(k); likewise for A & k). Such a
-/// compare must see no other load's value (its constant can be swapped one
-/// way only). Gives, per instruction, the load's size for such a load and
-/// for the compares of its value, else 0.
-///
-/// The walk from each load is as long as the program at worst: programs
-/// longer than the default limit (raised by `net.bpf.maxinsns`) keep
-/// every swap rather than take quadratic time.
-fn packet_order(insns: &[BpfInsn], origin_a: &[Origin]) -> Order {
-    let mut order = alloc::vec![0u8; insns.len()];
-    if insns.len() > BPF_MAXINSNS as usize {
-        return Order(order);
-    }
-    let mut seen = alloc::vec![false; insns.len()];
-    let mut stack = Vec::new();
-    let mut uses = Vec::new();
-    for (d, insn) in insns.iter().enumerate() {
-        let size = match (class(insn.code), mode(insn.code), size(insn.code)) {
-            (BPF_LD, BPF_ABS | BPF_IND, BPF_W) => 4,
-            (BPF_LD, BPF_ABS | BPF_IND, BPF_H) => 2,
-            _ => continue,
-        };
-        seen.fill(false);
-        stack.clear();
-        uses.clear();
-        stack.extend(successors(insns, d).into_iter().flatten());
-        let mut raw = true;
-        // Every instruction the value reaches before A is set again.
-        while let Some(i) = stack.pop() {
-            let (Some(insn), Some(seen)) = (insns.get(i), seen.get_mut(i)) else {
+    /// Calls `visit` on every instruction reached from `starts` before an
+    /// instruction that `sets` the register (which is visited, and ends
+    /// the path); stops early when `visit` says so.
+    fn run(
+        &mut self,
+        insns: &[BpfInsn],
+        starts: impl IntoIterator<Item = usize>,
+        sets: fn(u16) -> bool,
+        mut visit: impl FnMut(usize, &BpfInsn) -> bool,
+    ) {
+        self.seen.fill(false);
+        self.stack.clear();
+        self.stack.extend(starts);
+        while let Some(i) = self.stack.pop() {
+            let (Some(insn), Some(seen)) = (insns.get(i), self.seen.get_mut(i)) else {
                 continue;
             };
             if core::mem::replace(seen, true) {
                 continue;
             }
-            if reads_a(insn.code) {
-                let test = class(insn.code) == BPF_JMP
-                    && matches!(op(insn.code), BPF_JEQ | BPF_JSET)
-                    && src(insn.code) == BPF_K;
-                if !test || origin_a.get(i) != Some(&Origin::One(d)) {
-                    raw = false;
-                    break;
-                }
-                uses.push(i);
+            if !visit(i, insn) {
+                return;
             }
-            if !sets_a(insn.code) {
-                stack.extend(successors(insns, i).into_iter().flatten());
+            if !sets(insn.code) {
+                self.stack.extend(successors(insns, i).into_iter().flatten());
             }
         }
-        if raw {
-            for &i in uses.iter().chain(core::iter::once(&d)) {
-                if let Some(o) = order.get_mut(i) {
-                    *o = size;
+    }
+}
+
+/// Whether a run may read the register's initial value (0): whether an
+/// instruction that `reads` it can run before one that `sets` it.
+fn reads_entry(insns: &[BpfInsn], reads: fn(u16) -> bool, sets: fn(u16) -> bool) -> bool {
+    let mut read = false;
+    Walk::new(insns.len()).run(insns, [0], sets, |_, insn| {
+        read = reads(insn.code);
+        !read
+    });
+    read
+}
+
+/// Which halfword and word loads may leave A in the packet's (big-endian)
+/// byte order, skipping the swap, and which instructions then take their
+/// constant swapped instead: A == k exactly when swap(A) == swap(k), and
+/// swap(A) & swap(k) is swap(A & k), so `jeq #k`, `jset #k` and `and #k`
+/// work on either order.
+///
+/// A's values flow from the instructions that set A (and from its initial
+/// value) to the ones that read it; a value joins its setter and its
+/// readers in one group, and `and #k`, which reads and sets, joins the
+/// groups before and after it. A group is kept in packet order when every
+/// value in it comes from loads of one size, 2 or 4 (each constant can be
+/// swapped one way only), or from an `and #k`, and is read only by those
+/// three. So the two port compares of `port 80`, which see the source and
+/// the destination port, stay unswapped, and so does `vlan 100`'s
+/// `and #0xfff`. Gives, per instruction, that size for the loads, `and`s
+/// and compares of such a group, else 0.
+///
+/// One walk per setter: programs longer than the default limit (raised by
+/// `net.bpf.maxinsns`) keep every swap rather than take quadratic time.
+fn packet_order(insns: &[BpfInsn]) -> Order {
+    let n = insns.len();
+    let mut order = alloc::vec![0u8; n];
+    if n > BPF_MAXINSNS as usize {
+        return Order(order);
+    }
+    // Groups: a union-find over the instructions, node `n` standing for
+    // A's initial value.
+    let mut parent: Vec<usize> = (0..=n).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while let Some(&p) = parent.get(i) {
+            if p == i {
+                break;
+            }
+            // Path halving keeps the trees shallow.
+            let grand = parent.get(p).copied().unwrap_or(p);
+            if let Some(slot) = parent.get_mut(i) {
+                *slot = grand;
+            }
+            i = grand;
+        }
+        i
+    }
+    let mut walk = Walk::new(n);
+    let setters = insns.iter().enumerate().filter(|(_, insn)| sets_a(insn.code)).map(|(i, _)| i);
+    for s in setters.chain(core::iter::once(n)) {
+        let starts = if s == n { [Some(0), None] } else { successors(insns, s) };
+        walk.run(insns, starts.into_iter().flatten(), sets_a, |i, insn| {
+            if reads_a(insn.code) {
+                let (a, b) = (root(&mut parent, s), root(&mut parent, i));
+                if let Some(slot) = parent.get_mut(a) {
+                    *slot = b;
                 }
             }
+            true
+        });
+    }
+    // Per group: the one load size seen, 0 for none yet, or u8::MAX when
+    // the group must keep host order.
+    let mut size_of = alloc::vec![0u8; n + 1];
+    let mut mark = |group: usize, size: u8| {
+        if let Some(g) = size_of.get_mut(group) {
+            *g = if *g == 0 || *g == size { size } else { u8::MAX };
+        }
+    };
+    mark(root(&mut parent, n), u8::MAX);
+    for (i, insn) in insns.iter().enumerate() {
+        let group = root(&mut parent, i);
+        let code = insn.code;
+        let and_k = class(code) == BPF_ALU && op(code) == BPF_AND && src(code) == BPF_K;
+        if sets_a(code) && !and_k {
+            let size = match (class(code), mode(code), size(code)) {
+                (BPF_LD, BPF_ABS | BPF_IND, BPF_W) => 4,
+                (BPF_LD, BPF_ABS | BPF_IND, BPF_H) => 2,
+                _ => u8::MAX,
+            };
+            mark(group, size);
+        }
+        if reads_a(code) && !and_k {
+            let test = class(code) == BPF_JMP
+                && matches!(op(code), BPF_JEQ | BPF_JSET)
+                && src(code) == BPF_K;
+            if !test {
+                mark(group, u8::MAX);
+            }
+        }
+    }
+    for (i, insn) in insns.iter().enumerate() {
+        if !(sets_a(insn.code) || reads_a(insn.code)) {
+            continue;
+        }
+        let group = root(&mut parent, i);
+        if let (Some(&size @ (2 | 4)), Some(o)) = (size_of.get(group), order.get_mut(i)) {
+            *o = size;
         }
     }
     Order(order)
@@ -622,12 +662,10 @@ struct Flow {
 
 impl Flow {
     fn of(insns: &[BpfInsn]) -> Flow {
-        let origin_a = origins(insns, sets_a);
-        let origin_x = origins(insns, sets_x);
         Flow {
-            order: packet_order(insns, &origin_a),
-            zero_a: reads_entry(insns, &origin_a, reads_a),
-            zero_x: reads_entry(insns, &origin_x, reads_x),
+            order: packet_order(insns),
+            zero_a: reads_entry(insns, reads_a, sets_a),
+            zero_x: reads_entry(insns, reads_x, sets_x),
         }
     }
 }
@@ -770,7 +808,8 @@ fn body(e: &mut Emitter, insns: &[BpfInsn], order: &Order) -> Vec<usize> {
             },
             BPF_ST => e.bytes(&[0x41, 0x89, 0x42, slot]), // mov [r10+slot],eax
             BPF_STX => e.bytes(&[0x45, 0x89, 0x5a, slot]), // mov [r10+slot],r11d
-            BPF_ALU => alu(e, code, k),
+            // An `and #k` of a value kept in packet order takes k swapped.
+            BPF_ALU => alu(e, code, swapped_k(k, order.at(i), true)),
             BPF_JMP => {
                 let t = next + usize::from(insn.jt);
                 let f = next + usize::from(insn.jf);
@@ -939,6 +978,21 @@ mod tests {
         insns
     }
 
+    /// `ldb [0]`, then `first` or `second` as that byte is 1 or not, both
+    /// values then tested by one `jeq #0x0800`.
+    fn meeting(first: BpfInsn, second: BpfInsn) -> Vec<BpfInsn> {
+        vec![
+            BpfInsn::stmt(BPF_LD | BPF_B | BPF_ABS, 0),
+            BpfInsn::jump(JEQ, 1, 0, 2),
+            first,
+            BpfInsn::jump(BPF_JMP | BPF_JA, 1, 0, 0),
+            second,
+            BpfInsn::jump(JEQ, 0x0800, 0, 1),
+            BpfInsn::stmt(BPF_RET | BPF_K, 1),
+            BpfInsn::stmt(BPF_RET | BPF_K, 0),
+        ]
+    }
+
     fn order(insns: &[BpfInsn]) -> Vec<u8> {
         Flow::of(insns).order.0
     }
@@ -962,6 +1016,27 @@ mod tests {
             &[BpfInsn::jump(BPF_JMP | BPF_JSET | BPF_K, 0xff00, 1, 0)],
         );
         assert_eq!(order(&chain), [4, 4, 4, 0, 0]);
+        // `vlan 100`'s test: an `and #k` between the load and the compare.
+        let masked = [
+            LDH,
+            BpfInsn::stmt(BPF_ALU | BPF_AND | BPF_K, 0x0fff),
+            BpfInsn::jump(JEQ, 100, 0, 1),
+            BpfInsn::stmt(BPF_RET | BPF_K, 1),
+            BpfInsn::stmt(BPF_RET | BPF_K, 0),
+        ];
+        assert_eq!(order(&masked), [2, 2, 2, 0, 0]);
+        let (code, _) = compile_body(&masked);
+        // and eax,0xff0f; cmp eax,0x6400: both constants swapped.
+        let has = |b: &[u8]| code.windows(b.len()).any(|w| w == b);
+        assert!(has(&[0x25, 0x0f, 0xff, 0, 0, 0x3d, 0, 0x64, 0, 0]), "{code:02x?}");
+        // Two halfword loads meet at one compare (as the source and the
+        // destination port do in `port 80`, where libpcap merges the IPv4
+        // and IPv6 tests' tails): one size, so both stay unswapped; the
+        // byte load's group needs no swap and keeps its constant.
+        assert_eq!(
+            order(&meeting(LDH, BpfInsn::stmt(BPF_LD | BPF_H | BPF_ABS, 14))),
+            [0, 0, 2, 0, 2, 2, 0, 0]
+        );
     }
 
     #[test]
@@ -970,7 +1045,8 @@ mod tests {
             BpfInsn::jump(BPF_JMP | BPF_JGT | BPF_K, 0x0800, 0, 0),
             BpfInsn::jump(BPF_JMP | BPF_JEQ | BPF_X, 0, 0, 0),
             BpfInsn::stmt(BPF_RET | BPF_A, 0),
-            BpfInsn::stmt(BPF_ALU | BPF_AND | BPF_K, 0xff),
+            BpfInsn::stmt(BPF_ALU | BPF_OR | BPF_K, 0xff),
+            BpfInsn::stmt(BPF_ALU | BPF_AND | BPF_X, 0),
             BpfInsn::stmt(BPF_MISC | BPF_TAX, 0),
             BpfInsn::stmt(BPF_ST, 0),
         ];
@@ -1030,6 +1106,21 @@ mod tests {
                 }
             }
         }
+        for load in [LDH, LDW, ind, ind_w] {
+            for mask in [0x0fff, 0xff00, 0x00ff, 0xffff_0000, u32::MAX] {
+                for k in [0x0800, 0x0008, 0x0064, 0x6400, 0x0a00_0000] {
+                    let and = BpfInsn::stmt(BPF_ALU | BPF_AND | BPF_K, mask);
+                    programs.push(tested(
+                        load,
+                        BpfInsn::jump(JEQ, k, 0, 0),
+                        &[and, BpfInsn { jt: 0, jf: 1, ..BpfInsn::jump(JEQ, k & mask, 0, 0) }],
+                    ));
+                }
+            }
+        }
+        programs.push(meeting(LDH, ind));
+        programs.push(meeting(LDW, ind_w));
+        programs.push(meeting(LDH, LDW));
         for insns in programs {
             let interp = Program::new(&insns).expect("valid");
             let native = native_program(&insns).expect("valid");
