@@ -93,6 +93,27 @@ fn jumps_are_short_where_targets_are_near() {
     assert_eq!(far_len - near_len, 39 * 4 + 2 * 4, "near {near_len}, far {far_len}");
 }
 
+/// A load past the head returns exactly FALLBACK, from either copy of the
+/// program: `Program::run` takes the low half, 0, as the answer for a
+/// whole packet.
+#[test]
+fn a_fallback_is_exactly_fallback() {
+    // ldh [12]; jeq #0x800 -> ld [30]; ret a (copy 1 on heads under 34).
+    let code = native(&[
+        BpfInsn::stmt(BPF_LD | BPF_H | BPF_ABS, 12),
+        BpfInsn::jump(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 0, 1),
+        BpfInsn::stmt(BPF_LD | BPF_W | BPF_ABS, 30),
+        BpfInsn::stmt(BPF_RET | BPF_A, 0),
+    ]);
+    let mut pkt = [0u8; 40];
+    pkt[12] = 8;
+    pkt[30..34].copy_from_slice(&[0, 0, 0, 7]);
+    for len in [0, 13, 14, 33] {
+        assert_eq!(call(&*code, &pkt[..len], 40), FALLBACK, "head of {len}");
+    }
+    assert_eq!(call(&*code, &pkt[..34], 40), 7);
+}
+
 #[test]
 fn a_port_filter_fits_in_three_cache_lines() {
     // Dozens of descriptors each run their own filter's code for every

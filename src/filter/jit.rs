@@ -25,14 +25,16 @@
 //! bytes are not swapped to host order when the value is only tested for
 //! equality or bits against constants, which are swapped instead at compile
 //! time; A and X are zeroed only when a run may read them before setting
-//! them; a jump to a `ret` is the `ret` itself. It reads only `head[0..head_len]`
+//! them; a jump to a `ret` is the `ret` itself; a run of eight or more
+//! `jeq #k` to one place (a list of ports or hosts) is one lookup in a
+//! table of its constants ([`KeySet`]). It reads only `head[0..head_len]`
 //! and `mem[0..16]` (16 zeroed words, or null for a program that never
-//! touches scratch memory), writes only `mem`, uses only integer
+//! touches scratch memory) and its own tables, writes only `mem`, uses only integer
 //! instructions and caller-saved registers, and touches no stack.
 //!
 //! Registers: A is eax, X is r11d, r8 is scratch, rdi/rsi hold the head and
 //! its length, r9d the wire length, r10 the scratch memory. edx is free for
-//! division; ecx carries shift counts.
+//! division; ecx carries shift counts and table slots.
 
 #![forbid(unsafe_code)]
 
@@ -42,7 +44,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use crate::abi::op::*;
 use crate::abi::{BpfInsn, BPF_MAXINSNS, PAGE_SIZE};
 
-/// What the code returns when the interpreter must decide.
+/// What the code returns when the interpreter must decide: exactly this
+/// value, its low half 0.
 pub const FALLBACK: u64 = 1 << 32;
 
 /// Jump targets to patch once every instruction has its offset.
@@ -53,6 +56,8 @@ enum Target {
     Checked,
     Fallback,
     Reject,
+    /// The table of a run of `jeq`s ([`KeySet`]), by its index.
+    Table(usize),
 }
 
 /// One jump to patch: where its displacement is, whether it is a rel8,
@@ -274,6 +279,25 @@ impl Emitter {
             self.imm32(insn.k);
         }
         self.bytes(&[0xc3]); // ret (A is in eax, upper half zero)
+    }
+
+    /// A run of `jeq` as one lookup in its table (number `t`): to the
+    /// run's `hit` if A is one of its constants, else to its `miss`.
+    fn lookup(&mut self, insns: &[BpfInsn], t: usize, set: &KeySet) {
+        self.bytes(&[0x69, 0xc8]); // imul ecx,eax,mul
+        self.imm32(set.mul);
+        self.bytes(&[0xc1, 0xe9, set.shift]); // shr ecx,shift
+        self.bytes(&[0x4c, 0x8d, 0x05]); // lea r8,[rip+table]
+        self.fixups.push(Fixup {
+            at: self.code.len(),
+            short: false,
+            copy: self.copy,
+            to: Target::Table(t),
+        });
+        self.imm32(0);
+        self.bytes(&[0x41, 0x3b, 0x04, 0x88]); // cmp eax,[r8+rcx*4]
+        let next = set.start + set.len;
+        self.branch(insns, CC_E, set.hit, set.miss, next);
     }
 }
 
@@ -513,6 +537,115 @@ fn packet_order(insns: &[BpfInsn]) -> Order {
     Order(order)
 }
 
+/// A run of `jeq #k` that all jump to one place when A matches, and fall
+/// through to the next one otherwise (`port 20 or port 21 or ...`, `host a
+/// or host b or ...`): compiled as one lookup in a table of the run's
+/// constants instead of a compare and branch per constant. The table has a
+/// slot per value of a multiplicative hash of A, `(A * mul) >> shift`,
+/// which sends no two constants to one slot; A matches exactly when its
+/// slot holds A (an empty slot holds a constant whose own slot is another).
+struct KeySet {
+    /// The run's first instruction and how many it has.
+    start: usize,
+    len: usize,
+    /// Where a match goes, and where the run's last `jeq` goes otherwise.
+    hit: usize,
+    miss: usize,
+    mul: u32,
+    shift: u8,
+    table: Vec<u32>,
+}
+
+/// Shortest run compiled as a table: below it the compares are as cheap.
+const KEYSET_MIN: usize = 8;
+/// Longest run one table holds (a longer run is cut into several).
+const KEYSET_MAX: usize = 64;
+/// Multipliers tried per table size before a larger table is tried.
+const KEYSET_TRIES: usize = 4096;
+
+/// The runs of `jeq #k` worth a table, in program order. `order` gives the
+/// constants as the code compares them. A run takes no jump into its
+/// middle (the run from there on is a run of its own).
+fn key_sets(insns: &[BpfInsn], order: &Order) -> Vec<KeySet> {
+    // Instructions some jump lands on other than by falling through.
+    let mut landed = alloc::vec![false; insns.len()];
+    for (p, insn) in insns.iter().enumerate() {
+        if class(insn.code) == BPF_JMP {
+            for to in successors(insns, p).into_iter().flatten() {
+                if to != p + 1 {
+                    if let Some(l) = landed.get_mut(to) {
+                        *l = true;
+                    }
+                }
+            }
+        }
+    }
+    let jeq_k = |i: usize| insns.get(i).filter(|x| x.code == BPF_JMP | BPF_JEQ | BPF_K);
+    let hit_of = |i: usize| jeq_k(i).map(|x| i + 1 + usize::from(x.jt));
+    let mut sets = Vec::new();
+    let mut i = 0;
+    while i < insns.len() {
+        let Some(hit) = hit_of(i) else {
+            i += 1;
+            continue;
+        };
+        // Extend while the next one is a jeq to the same place, reached
+        // only from this one's failure.
+        let mut end = i;
+        while end - i + 1 < KEYSET_MAX
+            && jeq_k(end).is_some_and(|x| x.jf == 0)
+            && hit_of(end + 1) == Some(hit)
+            && !landed.get(end + 1).copied().unwrap_or(true)
+            && order.at(end + 1) == order.at(i)
+        {
+            end += 1;
+        }
+        let len = end - i + 1;
+        let miss = end + 1 + jeq_k(end).map_or(0, |x| usize::from(x.jf));
+        let keys: Vec<u32> = (i..=end)
+            .filter_map(|j| jeq_k(j).map(|x| swapped_k(x.k, order.at(j), false)))
+            .collect();
+        if len >= KEYSET_MIN && hit != miss {
+            if let Some((mul, shift, table)) = key_table(&keys) {
+                sets.push(KeySet { start: i, len, hit, miss, mul, shift, table });
+            }
+        }
+        i = end + 1;
+    }
+    sets
+}
+
+/// A table for `keys` (at least one): the multiplier, the shift, and the
+/// slots, or `None` when no multiplier tried fits them in 2 to 8 slots per
+/// key. Deterministic: the same keys always give the same table.
+fn key_table(keys: &[u32]) -> Option<(u32, u8, Vec<u32>)> {
+    let &first = keys.first()?;
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    // ceil(log2(len)), then 2, 4 and 8 slots per key.
+    let bits = usize::BITS - (keys.len() - 1).leading_zeros();
+    for bits in bits + 1..=bits + 3 {
+        let shift = 32 - bits;
+        let mut mul: u32 = 0x9e37_79b9;
+        let mut slots: Vec<Option<u32>> = alloc::vec![None; 1 << bits];
+        for _ in 0..KEYSET_TRIES {
+            slots.fill(None);
+            let fits = keys.iter().all(|&k| {
+                let slot = slots.get_mut((k.wrapping_mul(mul) >> shift) as usize);
+                slot.is_some_and(|s| s.replace(k).is_none())
+            });
+            if fits {
+                let table = slots.iter().map(|s| s.unwrap_or(first)).collect();
+                return Some((mul, shift as u8, table));
+            }
+            // The next odd multiplier of a fixed sequence.
+            mul = mul.wrapping_mul(0x2c1b_3c6d).wrapping_add(0x297a_2d39) | 1;
+        }
+    }
+    None
+}
+
 /// `k` for a `jeq`/`jset` (`test`) of A holding `size` bytes in packet
 /// order: the constant with the same bytes swapped. A holds no more than
 /// `size` bytes, so a `jset` tests only those of `k`, and a `jeq` with a
@@ -655,6 +788,8 @@ fn compile_body(insns: &[BpfInsn]) -> (Vec<u8>, usize) {
 struct Flow {
     /// Loads that skip the byte swap, and the compares of their values.
     order: Order,
+    /// Runs of `jeq` compiled as table lookups.
+    key_sets: Vec<KeySet>,
     /// Whether a run may read A's initial 0; X's.
     zero_a: bool,
     zero_x: bool,
@@ -662,8 +797,10 @@ struct Flow {
 
 impl Flow {
     fn of(insns: &[BpfInsn]) -> Flow {
+        let order = packet_order(insns);
         Flow {
-            order: packet_order(insns),
+            key_sets: key_sets(insns, &order),
+            order,
             zero_a: reads_entry(insns, reads_a, sets_a),
             zero_x: reads_entry(insns, reads_x, sets_x),
         }
@@ -721,12 +858,12 @@ fn emit(insns: &[BpfInsn], flow: &Flow, short: Option<Vec<bool>>) -> (Vec<u8>, V
         return (e.code, Vec::new(), hot);
     }
     let mut offsets = Vec::with_capacity(2);
-    offsets.push(body(&mut e, insns, &flow.order));
+    offsets.push(body(&mut e, insns, flow));
     let hot = e.code.len();
     if checked_copy {
         e.hoisted = false;
         e.copy = 1;
-        offsets.push(body(&mut e, insns, &flow.order));
+        offsets.push(body(&mut e, insns, flow));
     }
     // Out-of-line exits.
     let fallback = e.code.len();
@@ -735,10 +872,21 @@ fn emit(insns: &[BpfInsn], flow: &Flow, short: Option<Vec<bool>>) -> (Vec<u8>, V
     let rejects = e.fixups.iter().any(|f| match f.to {
         Target::Reject => true,
         Target::Insn(i) => i >= insns.len(),
-        Target::Fallback | Target::Checked => false,
+        Target::Fallback | Target::Checked | Target::Table(_) => false,
     });
     if rejects {
         e.bytes(&[0x31, 0xc0, 0xc3]); // xor eax,eax; ret
+    }
+    // The lookups' tables, 4-byte aligned.
+    let mut tables = Vec::with_capacity(flow.key_sets.len());
+    for set in &flow.key_sets {
+        while e.code.len() % 4 != 0 {
+            e.bytes(&[INT3]);
+        }
+        tables.push(e.code.len());
+        for &k in &set.table {
+            e.imm32(k);
+        }
     }
     let mut fitted = Vec::with_capacity(e.fixups.len());
     for Fixup { at, short, copy, to } in core::mem::take(&mut e.fixups) {
@@ -747,6 +895,7 @@ fn emit(insns: &[BpfInsn], flow: &Flow, short: Option<Vec<bool>>) -> (Vec<u8>, V
             Target::Checked => offsets.get(1).and_then(|o| o.first()).copied().unwrap_or(fallback),
             Target::Fallback => fallback,
             Target::Reject => reject,
+            Target::Table(t) => tables.get(t).copied().unwrap_or(fallback),
         };
         let width = if short { 1 } else { 4 };
         let rel = dest as i64 - (at + width) as i64;
@@ -765,10 +914,22 @@ fn emit(insns: &[BpfInsn], flow: &Flow, short: Option<Vec<bool>>) -> (Vec<u8>, V
 }
 
 /// Emits one copy of the program's instructions; returns where each starts.
-fn body(e: &mut Emitter, insns: &[BpfInsn], order: &Order) -> Vec<usize> {
+fn body(e: &mut Emitter, insns: &[BpfInsn], flow: &Flow) -> Vec<usize> {
+    let order = &flow.order;
     let mut offsets = Vec::with_capacity(insns.len());
+    let mut sets = flow.key_sets.iter().enumerate().peekable();
+    let mut skip = 0;
     for (i, insn) in insns.iter().enumerate() {
         offsets.push(e.code.len());
+        if i < skip {
+            // Inside a run compiled as a lookup: nothing jumps here.
+            continue;
+        }
+        if let Some((t, set)) = sets.next_if(|(_, set)| set.start == i) {
+            e.lookup(insns, t, set);
+            skip = set.start + set.len;
+            continue;
+        }
         let k = insn.k;
         let next = i + 1;
         // Scratch slots are 4-byte words; the validator checked k < 16.
@@ -1067,6 +1228,100 @@ mod tests {
             BpfInsn::stmt(BPF_RET | BPF_K, 0),
         ];
         assert_eq!(order(&meet), [0; 7]);
+    }
+
+    /// Keys of a fixed pseudo-random sequence.
+    fn keys(n: usize, seed: u32) -> Vec<u32> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                x
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_key_table_finds_its_keys_and_nothing_else() {
+        for (n, seed) in [(8, 1), (16, 2), (15, 3), (100, 4), (KEYSET_MAX, 5)] {
+            let mut set = keys(n, seed);
+            // Small and neighbouring values too, as ports are.
+            set.extend(20..28);
+            let (mul, shift, table) = key_table(&set).expect("a table");
+            assert!(table.len() <= 8 * set.len().next_power_of_two());
+            let member = |v: u32| table[(v.wrapping_mul(mul) >> shift) as usize] == v;
+            for &k in &set {
+                assert!(member(k), "{k:#x} of {n}");
+            }
+            for v in keys(20_000, seed ^ 0xffff).into_iter().chain(0..2000) {
+                assert_eq!(member(v), set.contains(&v), "{v:#x} of {n}");
+            }
+        }
+    }
+
+    /// `ldh [12]`, a run of `jeq` on `ks` to `ret #1`, `ret #0`; with
+    /// `landing`, a jump from before the run lands on its third `jeq`.
+    fn run_of_jeq(ks: &[u32], landing: bool) -> Vec<BpfInsn> {
+        let n = ks.len() as u8;
+        let mut insns = vec![BpfInsn::stmt(BPF_LD | BPF_B | BPF_ABS, 0)];
+        // ldb [0]; jeq #1 -> the third jeq, else the run's start.
+        insns.push(BpfInsn::jump(JEQ, 1, if landing { 3 } else { 1 }, 1));
+        insns.push(BpfInsn::stmt(BPF_LD | BPF_H | BPF_ABS, 12));
+        for (j, &k) in ks.iter().enumerate() {
+            insns.push(BpfInsn::jump(JEQ, k, n - j as u8, 0));
+        }
+        insns.extend([BpfInsn::stmt(BPF_RET | BPF_K, 0), BpfInsn::stmt(BPF_RET | BPF_K, 1)]);
+        insns
+    }
+
+    #[test]
+    fn runs_of_jeq_become_lookups() {
+        let ports: Vec<u32> = vec![20, 21, 22, 23, 25, 53, 80, 110, 143, 443, 0x10000];
+        let plain = run_of_jeq(&ports, false);
+        let sets = Flow::of(&plain).key_sets;
+        assert_eq!(sets.len(), 1);
+        assert_eq!((sets[0].start, sets[0].len), (3, ports.len()));
+        // A jump into the run: the lookup starts where it lands.
+        let landed = run_of_jeq(&ports, true);
+        let sets = Flow::of(&landed).key_sets;
+        assert_eq!(sets.len(), 1);
+        assert_eq!((sets[0].start, sets[0].len), (5, ports.len() - 2));
+        // Shorter runs stay compares.
+        assert!(Flow::of(&run_of_jeq(&ports[..KEYSET_MIN - 1], false)).key_sets.is_empty());
+        let (code, _) = compile_body(&plain);
+        assert!(code.windows(2).any(|w| w == [0x69, 0xc8]), "no imul: {code:02x?}");
+    }
+
+    /// Native code against the interpreter on runs of `jeq`, looked up.
+    #[cfg(feature = "hosted")]
+    #[test]
+    fn lookups_give_the_interpreters_verdicts() {
+        use crate::filter::Program;
+        use crate::hosted::native::native_program;
+        let ports: Vec<u32> = vec![20, 21, 22, 23, 25, 53, 80, 110, 143, 443, 0x1400, 0x10014];
+        let mut values: Vec<u32> = (0..1024).collect();
+        values.extend(ports.iter().flat_map(|&p| [p, p.wrapping_add(1), p.wrapping_sub(1)]));
+        values.extend(ports.iter().map(|&p| u32::from((p as u16).swap_bytes())));
+        values.extend([0xffff, 0xfffe, 0x8000]);
+        for landing in [false, true] {
+            for n in [KEYSET_MIN, ports.len()] {
+                let insns = run_of_jeq(&ports[..n], landing);
+                let interp = Program::new(&insns).expect("valid");
+                let native = native_program(&insns).expect("valid");
+                for &v in &values {
+                    for first in [0u8, 1] {
+                        let mut pkt = [0u8; 14];
+                        pkt[0] = first;
+                        pkt[12..14].copy_from_slice(&(v as u16).to_be_bytes());
+                        assert_eq!(
+                            native.run(&pkt, 14),
+                            interp.run(&pkt, 14),
+                            "{v:#x} {n} {landing}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

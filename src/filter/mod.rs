@@ -279,7 +279,13 @@ impl Program {
         } else {
             call(core::ptr::null_mut())
         };
-        native_answer(r, head.len() == pkt.len())
+        // The code falls back with exactly FALLBACK, whose low half is 0:
+        // for a whole head that is the answer (the load is past the
+        // packet's end), so the low half is the answer either way.
+        if head.len() == pkt.len() {
+            return Some(r as u32);
+        }
+        native_answer(r, false)
     }
 
     /// The interpreter, for programs without native code and for segmented
