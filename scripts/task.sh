@@ -92,6 +92,7 @@ bench() {
 # (tests/bench), whose release build they share.
 bench_smoke() {
     cargo build --release -p zbpf-bench --bin zbpf-bench &&
+        cargo test --release -p zbpf-bench --bin zbpf-bench &&
         target/release/zbpf-bench --smoke &&
         cargo bench -p zbpf-bench --bench filter -- --test
 }

@@ -5,19 +5,20 @@
 //!
 //! Code layout is a variable of such timings (where a loop or a function
 //! falls against the 16- and 64-byte boundaries the processor fetches and
-//! caches by): besides the code as each JIT places it, both JITs' code is
-//! copied to start [`LAYOUT_OFFSETS`] bytes into a page, and each ratio is
+//! caches by). The two JITs are compared in layouts of their own: both
+//! JITs' code copied to start [`LAYOUT_OFFSETS`] bytes into a page, each
+//! called from the same measuring loop of machine code
+//! ([`crate::driver`]) copied to [`LOOP_OFFSETS`], and each ratio is
 //! reported per layout.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use zbpf::filter::jit::{self as zjit, Compiled};
-use zbpf::filter::Program;
-use zbpf::hosted::native::HostedNative;
+use zbpf::filter::jit as zjit;
 use zbpf_bench::workload::{self, Filter, Mix};
 
-use crate::jitter::{self, Jitter};
+use crate::driver::{Callee, Driver, Slot};
+use crate::jitter::{self, Code, Jitter};
 
 /// One program's result.
 #[derive(Clone, Debug)]
@@ -43,8 +44,8 @@ pub struct FilterRow {
     /// Packets the native code left to the interpreter (`None`: no native
     /// code).
     pub fallbacks: Option<usize>,
-    /// Per layout of [`LAYOUT_OFFSETS`]: best ns per packet of zbpf's
-    /// native code and of bpf_jitter's, both copied to start there
+    /// Per layout of [`layouts`]: best ns per packet of zbpf's native code
+    /// and of bpf_jitter's, both copied there and called by the same loop
     /// (empty: no native code, or bpf_jitter not built).
     pub placed: Vec<(f64, f64)>,
 }
@@ -65,7 +66,7 @@ impl FilterRow {
         Some(self.jit_ns? / self.jitter_ns?)
     }
 
-    /// The same, both codes in layout `i` of [`LAYOUT_OFFSETS`].
+    /// The same, both codes in layout `i` of [`layouts`].
     pub fn placed_ratio(&self, i: usize) -> Option<f64> {
         self.placed.get(i).map(|&(ours, theirs)| ours / theirs)
     }
@@ -112,19 +113,14 @@ impl FilterResult {
             .then(|| (workload::geomean(jit.into_iter()), workload::geomean(default.into_iter())))
     }
 
-    /// zbpf's JIT / bpf_jitter per code layout (geometric mean over the
-    /// programs zbpf compiles): first the code as each JIT places it
-    /// ("as built", [`jitter_geomeans`](Self::jitter_geomeans)), then
-    /// both copied to each of [`LAYOUT_OFFSETS`]. Empty without bpf_jitter.
+    /// zbpf's JIT / bpf_jitter per layout of [`layouts`] (geometric mean
+    /// over the programs zbpf compiles). Empty without bpf_jitter.
     pub fn layout_geomeans(&self) -> Vec<(String, f64)> {
-        let Some((as_built, _)) = self.jitter_geomeans() else {
-            return Vec::new();
-        };
-        let mut v = vec![("as built".to_string(), as_built)];
-        for (i, off) in LAYOUT_OFFSETS.iter().enumerate() {
+        let mut v = Vec::new();
+        for (i, (code, lp)) in layouts().enumerate() {
             let ratios: Vec<f64> = self.rows.iter().filter_map(|r| r.placed_ratio(i)).collect();
             if !ratios.is_empty() {
-                v.push((format!("+{off} B"), workload::geomean(ratios.into_iter())));
+                v.push((format!("code +{code}/loop +{lp}"), workload::geomean(ratios.into_iter())));
             }
         }
         v
@@ -159,51 +155,81 @@ impl FilterResult {
     }
 }
 
-/// The code layouts measured besides each JIT's own placement: both JITs'
-/// code copied to start this many bytes into a fresh page, which puts it
-/// at each 16-byte position of a 64-byte cache line, and so in each half
-/// of the 32-byte windows the decoder and the micro-op cache work in.
+/// Where both JITs' code starts in the layouts: this many bytes into a
+/// fresh page, which puts it at each 16-byte position of a 64-byte cache
+/// line, and so in each half of the 32-byte windows the decoder and the
+/// micro-op cache work in. Offset 0 is where each JIT puts its own code
+/// (zbpf at a cache line's start, bpf_jitter at a page's).
 pub const LAYOUT_OFFSETS: [usize; 4] = [0, 16, 32, 48];
 
-/// `f`'s program with its native code copied to start `offset` bytes into
-/// its mapping (the code is position-independent: relative jumps only).
-fn zbpf_placed(f: &Filter, offset: usize) -> Result<Program, String> {
-    let c = zjit::compile(&f.insns);
-    let body = &c.code[c.entry..];
-    let mut code = vec![0xcc; offset];
-    code.extend_from_slice(body);
-    let placed = Compiled { code, entry: offset, hot_end: offset + (c.hot_end - c.entry) };
-    let native = HostedNative::map(&placed).ok_or("could not map zbpf's native code")?;
-    let mut prog = Program::new(&f.insns).map_err(|e| format!("{:?}: {e}", f.expr))?;
-    prog.attach_native(native);
-    Ok(prog)
+/// Where the measuring loop ([`crate::driver`]) starts in its page, for
+/// every code offset: its per-packet loop in either half of a cache line.
+pub const LOOP_OFFSETS: [usize; 2] = [0, 32];
+
+/// The layouts: (code offset, loop offset).
+pub fn layouts() -> impl Iterator<Item = (usize, usize)> {
+    LAYOUT_OFFSETS.iter().flat_map(|&code| LOOP_OFFSETS.iter().map(move |&lp| (code, lp)))
 }
 
-/// Both JITs' code for `f` in every layout of [`LAYOUT_OFFSETS`], each
-/// checked to give the interpreter's verdict on every packet of the mix
-/// (empty: no native code, or bpf_jitter not built).
-fn layouts(f: &Filter, j: Option<&Jitter>, mix: &Mix) -> Result<Vec<(Program, Jitter)>, String> {
-    let (Some(_), Some(j)) = (&f.jit, j) else {
+/// One program's two JITs in one layout, each with its loop.
+struct Placed {
+    ours: Code,
+    our_loop: Driver,
+    theirs: Jitter,
+    their_loop: Driver,
+}
+
+impl Placed {
+    /// The sum of zbpf's answers over `reps` passes of `slots`.
+    fn ours(&self, slots: &[Slot], reps: usize) -> u64 {
+        // SAFETY: `ours` is zbpf's code for a validated program, of the
+        // loop's callee kind; the slots are the mix's live packets.
+        unsafe { self.our_loop.drive(slots, reps, self.ours.start()) }
+    }
+
+    /// The same for bpf_jitter's.
+    fn theirs(&self, slots: &[Slot], reps: usize) -> u64 {
+        // SAFETY: as above, for bpf_jitter's code of the same program.
+        unsafe { self.their_loop.drive(slots, reps, self.theirs.entry()) }
+    }
+}
+
+/// Both JITs' code for `f` in every layout of [`layouts`], each copy
+/// checked, through its loop, to give the interpreter's verdict (zbpf) or
+/// its original's (bpf_jitter) on every packet of the mix (empty: no
+/// native code, or bpf_jitter not built).
+fn placed(f: &Filter, j: Option<&Jitter>, mix: &Mix) -> Result<Vec<Placed>, String> {
+    let (Some(native), Some(j)) = (&f.jit, j) else {
         return Ok(Vec::new());
     };
-    LAYOUT_OFFSETS
-        .iter()
-        .map(|&off| {
-            let (ours, theirs) = (zbpf_placed(f, off)?, j.placed(off)?);
-            for (i, (p, w)) in mix.iter().enumerate() {
-                let want = f.zbpf.run(p, w);
-                // bpf_jitter's own code agreed with the interpreter here or
-                // was counted; its copy must give what its own code gives.
-                if ours.run(p, w) != want || theirs.run(p, w) != j.run(p, w) {
-                    return Err(format!(
-                        "{:?}: packet {i}: a JIT's code copied to +{off} B answers otherwise",
-                        f.expr
-                    ));
-                }
+    // Scratch memory: the loop gives it as the engine does.
+    let mem = native.dispatchable().is_none();
+    let compiled = zjit::compile(&f.insns);
+    let body = &compiled.code[compiled.entry..];
+    let mut all = Vec::new();
+    for (code, lp) in layouts() {
+        let p = Placed {
+            ours: Code::place(body, code)?,
+            our_loop: Driver::new(Callee::Zbpf { mem }, lp)?,
+            theirs: j.placed(code)?,
+            their_loop: Driver::new(Callee::Jitter, lp)?,
+        };
+        for (i, (pkt, w)) in mix.iter().enumerate() {
+            let slot = [Slot::new(pkt, w)];
+            // bpf_jitter's own code agreed with the interpreter here or
+            // was counted; its copy must give what its own code gives.
+            let (want, want_theirs) = (f.zbpf.run(pkt, w), j.run(pkt, w));
+            if p.ours(&slot, 1) != u64::from(want) || p.theirs(&slot, 1) != u64::from(want_theirs) {
+                return Err(format!(
+                    "{:?}: packet {i}: a JIT's code at +{code} B, called from the loop at \
+                     +{lp} B, answers otherwise",
+                    f.expr
+                ));
             }
-            Ok((ours, theirs))
-        })
-        .collect()
+        }
+        all.push(p);
+    }
+    Ok(all)
 }
 
 /// One pass of `reps` repetitions over the mix, each packet given to `run`
@@ -267,8 +293,9 @@ pub fn run(max_packets: usize, rounds: usize, pass_ms: f64) -> Result<FilterResu
     let placed = filters
         .iter()
         .zip(&jitters)
-        .map(|(f, j)| layouts(f, j.as_ref(), &mix))
+        .map(|(f, j)| placed(f, j.as_ref(), &mix))
         .collect::<Result<Vec<_>, _>>()?;
+    let slots: Vec<Slot> = mix.iter().map(|(p, w)| Slot::new(p, w)).collect();
     let mut rows = Vec::new();
     for ((f, j), placed) in filters.iter().zip(&jitters).zip(&placed) {
         let accepted = workload::agree(f, &mix)?;
@@ -328,14 +355,14 @@ pub fn run(max_packets: usize, rounds: usize, pass_ms: f64) -> Result<FilterResu
                     }
                 }
             }
-            for (l, (ours, theirs)) in placed[i].iter().enumerate() {
+            for (l, p) in placed[i].iter().enumerate() {
                 let (mut a, mut b) = (f64::MAX, f64::MAX);
                 // Alternate which of the two goes first.
                 for k in 0..2 {
                     if (round + k) % 2 == 0 {
-                        a = time(|| pass_native(ours, &mix, reps[i]), n);
+                        a = time(|| p.ours(&slots, reps[i]), n);
                     } else {
-                        b = time(|| pass_jitter(theirs, &mix, reps[i]), n);
+                        b = time(|| p.theirs(&slots, reps[i]), n);
                     }
                 }
                 let best = &mut rows[i].placed[l];

@@ -94,6 +94,36 @@ mod linked {
         }
     }
 
+    impl Jitter {
+        /// The compiled function's first byte (for `crate::driver`).
+        pub fn entry(&self) -> *const u8 {
+            self.func as *const u8
+        }
+    }
+
+    /// Machine code of the benchmark's own (`crate::driver`'s loop, zbpf's
+    /// JIT output) copied `offset` bytes into a fresh mapping.
+    pub struct Code {
+        _owner: Owner,
+        start: *const u8,
+    }
+
+    impl Code {
+        pub fn place(bytes: &[u8], offset: usize) -> Result<Self, String> {
+            // SAFETY: `bytes` is readable for its length during the call.
+            let map =
+                NonNull::new(unsafe { zbpf_bench_code_place(bytes.as_ptr(), bytes.len(), offset) })
+                    .ok_or("could not map a copy of the code")?;
+            let start = map.as_ptr().cast::<u8>().wrapping_add(offset).cast_const();
+            Ok(Code { _owner: Owner::Placed { map, size: bytes.len(), offset }, start })
+        }
+
+        /// The first byte of the copy.
+        pub fn start(&self) -> *const u8 {
+            self.start
+        }
+    }
+
     impl Drop for Owner {
         fn drop(&mut self) {
             match *self {
@@ -109,7 +139,7 @@ mod linked {
 }
 
 #[cfg(zbpf_bpf_jitter)]
-pub use linked::Jitter;
+pub use linked::{Code, Jitter};
 
 /// Never made: bpf_jitter was not built.
 #[cfg(not(zbpf_bpf_jitter))]
@@ -128,6 +158,27 @@ impl Jitter {
 
     /// Unreachable: no value of this type exists.
     pub fn placed(&self, _: usize) -> Result<Self, String> {
+        match self.0 {}
+    }
+
+    /// Unreachable: no value of this type exists.
+    pub fn entry(&self) -> *const u8 {
+        match self.0 {}
+    }
+}
+
+/// Never made: the mapping helper is built with bpf_jitter.
+#[cfg(not(zbpf_bpf_jitter))]
+pub struct Code(std::convert::Infallible);
+
+#[cfg(not(zbpf_bpf_jitter))]
+impl Code {
+    pub fn place(_: &[u8], _: usize) -> Result<Self, String> {
+        Err(source().err().unwrap_or_default().to_string())
+    }
+
+    /// Unreachable: no value of this type exists.
+    pub fn start(&self) -> *const u8 {
         match self.0 {}
     }
 }

@@ -28,6 +28,7 @@
 mod alloc;
 mod capture;
 mod deliver;
+mod driver;
 mod filter;
 mod jitter;
 mod memory;
