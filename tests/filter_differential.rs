@@ -43,6 +43,13 @@ const ETHERNET: &[&str] = &[
     "port 53 or port 67 or port 68",
     "tcp dst port 443 or tcp src port 22",
     "udp port 123 or udp port 161 or udp port 514",
+    // Long runs of `jeq`, which the JIT compiles as table lookups.
+    "port 20 or port 21 or port 22 or port 23 or port 25 or port 53 or port 80 or port 110 \
+     or port 143 or port 179 or port 443 or port 993 or port 995 or port 3306 or port 6379",
+    "dst port 1 or dst port 2 or dst port 3 or dst port 4 or dst port 5 or dst port 6 \
+     or dst port 7 or dst port 8 or dst port 9 or dst port 53",
+    "host 10.0.0.1 or host 10.0.0.2 or host 192.168.1.1 or host 192.168.1.2 or host 8.8.8.8 \
+     or host 8.8.4.4 or host 1.1.1.1 or host 131.151.32.21 or host 131.151.32.129",
     "portrange 1-1023",
     "tcp portrange 6000-6063",
     "udp src portrange 1024-65535",
