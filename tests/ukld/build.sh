@@ -52,7 +52,7 @@ fi
 kflags=(
     -target x86_64-unknown-freebsd15.0 -D__FreeBSD_version="$osrel"
     -DUKLD_OSRELDATE="$osrel" -D__SSP_FORTIFY_LEVEL=0
-    -O1 -g -fno-strict-aliasing -fno-pic -fno-pie -fno-stack-protector
+    -O2 -g -fno-strict-aliasing -fno-pic -fno-pie -fno-stack-protector
     -D_KERNEL -DKLD_MODULE -nostdinc -Ikmod/linux-check
     -include kmod/linux-check/opt_global.h -Iffi -Itests/ukld $FREEBSD_INCLUDE_FLAGS
     -isystem "$ck/usr/include" -fno-common -ffreestanding -fwrapv -std=gnu17
@@ -85,7 +85,7 @@ awk '{print $1 " ukld_kpi_" $1}' "$out/imports.txt" >"$out/redefine.txt"
 } >"$out/symtab.c"
 
 # The host side and the kit: Linux, non-PIE.
-hflags=(-std=gnu11 -O1 -g -Wall -Wextra -Werror -fno-pie -fno-pic -D_GNU_SOURCE
+hflags=(-std=gnu11 -O2 -g -Wall -Wextra -Werror -fno-pie -fno-pic -D_GNU_SOURCE
     -DUKLD_OSRELDATE="$osrel" -Itests/ukld -Itests/ukld/host -Itests/sim -Itests/freebsd)
 host_src=(tests/ukld/host/*.c)
 kit_src=(tests/freebsd/zk_common.c tests/freebsd/zk_zbuf.c tests/freebsd/zk_checks.c

@@ -98,8 +98,10 @@ void *uh_cpu_block(int cpu);
 /* Starts a kernel thread running fn(arg) (it gets its CPU itself). */
 int uh_thread_start(void (*fn)(void *), void *arg);
 
-/* Time: monotonic and wall-clock nanoseconds. */
+/* Time: monotonic and wall-clock nanoseconds; the monotonic time also as
+ * seconds and nanoseconds, as the clock gives it (no division). */
 uk_u64 uh_uptime_ns(void);
+void uh_uptime_parts(uk_i64 *sec, uk_i64 *nsec);
 uk_u64 uh_walltime_ns(void);
 void uh_sleep_ns(uk_u64 ns);
 

@@ -45,6 +45,47 @@ refused(const char *dir, const char *file, int error, const char *needle1,
 		ukld_kldunload(mod);
 }
 
+/* The emulation's kernel memcpy and memset (host/kstring.c), which the
+ * module's copies run through: every length up to past the rep movsb
+ * threshold, at every alignment of source and destination within 16
+ * bytes, against a byte loop; nothing written outside the range. */
+void *ukld_kpi_memcpy(void *, const void *, size_t);
+void *ukld_kpi_memset(void *, int, size_t);
+
+static void
+kstring_checks(void)
+{
+	static unsigned char src[2200], dst[2300], want[2300];
+	size_t len, i, first = 0;
+	int so, dof, bad = 0;
+	char detail[160];
+
+	for (i = 0; i < sizeof(src); i++)
+		src[i] = (unsigned char)(i * 7 + 3);
+	for (len = 0; len <= 2100 && bad == 0; len += len < 80 ? 1 : 13) {
+		for (so = 0; so < 16; so++) {
+			for (dof = 0; dof < 16; dof++) {
+				memset(dst, 0xee, sizeof(dst));
+				memset(want, 0xee, sizeof(want));
+				for (i = 0; i < len; i++)
+					want[64 + dof + i] = src[so + i];
+				ukld_kpi_memcpy(dst + 64 + dof, src + so, len);
+				if (memcmp(dst, want, sizeof(dst)) != 0 && bad++ == 0)
+					first = len;
+				for (i = 0; i < len; i++)
+					want[64 + dof + i] = (unsigned char)so;
+				ukld_kpi_memset(dst + 64 + dof, so, len);
+				if (memcmp(dst, want, sizeof(dst)) != 0 && bad++ == 0)
+					first = len;
+			}
+		}
+	}
+	snprintf(detail, sizeof(detail), "%d wrong, the first of length %zu",
+	    bad, first);
+	check(bad == 0, "the kernel memcpy and memset stand-ins copy and fill "
+	    "exactly", detail);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -116,6 +157,7 @@ done:
 	violations = uh_violation_count();
 	snprintf(detail, sizeof(detail), "%d", violations);
 	check(violations == 0, "no kernel rule broken", detail);
+	kstring_checks();
 	printf("%d passed, %d failed\n", passed, failed);
 	return (failed != 0);
 }

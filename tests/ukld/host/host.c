@@ -353,6 +353,16 @@ uh_uptime_ns(void)
 	return (host_clock_ns(CLOCK_MONOTONIC));
 }
 
+void
+uh_uptime_parts(uk_i64 *sec, uk_i64 *nsec)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	*sec = ts.tv_sec;
+	*nsec = ts.tv_nsec;
+}
+
 uk_u64
 uh_walltime_ns(void)
 {

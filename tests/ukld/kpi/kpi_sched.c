@@ -698,16 +698,24 @@ ukk_ns_to_bintime(uint64_t ns, struct bintime *bt)
 	timespec2bintime(&ts, bt);
 }
 
+/* The clock's seconds and nanoseconds straight into a bintime: the tap
+ * reads it for every packet. */
 void
 binuptime(struct bintime *bt)
 {
-	ukk_ns_to_bintime(uh_uptime_ns(), bt);
+	struct timespec ts;
+	uk_i64 sec, nsec;
+
+	uh_uptime_parts(&sec, &nsec);
+	ts.tv_sec = (time_t)sec;
+	ts.tv_nsec = (long)nsec;
+	timespec2bintime(&ts, bt);
 }
 
 void
 getbinuptime(struct bintime *bt)
 {
-	ukk_ns_to_bintime(uh_uptime_ns(), bt);
+	binuptime(bt);
 }
 
 void
