@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | [`abi`] | FreeBSD's user ABI: ioctl numbers, structures, constants |
 //! | [`packet`] | a packet's bytes: contiguous or a segment chain |
+//! | [`copy`] | the copy of captured bytes into the buffers |
 //! | [`filter`] | the classic BPF machine: validate, pre-decode, execute |
 //! | [`engine`] | the device and its descriptors: attach, buffers, capture, ioctls, read, write, poll |
 //! | [`tap`] | one interface's readers; the offer of one packet to them |
@@ -24,6 +25,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod abi;
+pub mod copy;
 pub mod engine;
 pub mod filter;
 #[cfg(feature = "hosted")]

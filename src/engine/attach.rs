@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use super::descriptor::Role;
-use super::record::{hdrlen, PacketTime};
+use super::record::{hdrlen, BootTime, PacketTime};
 use super::{Bpf, Descriptor, Tap, BATCH};
 use crate::abi::{Errno, Result};
 use crate::packet::PacketBytes;
@@ -96,7 +96,8 @@ impl<P: Platform> Bpf<P> {
         section: &P::EpochGuard,
         pkt: &TapPacket<'_, B>,
     ) {
-        let mut time = PacketTime::new(pkt.hw_time);
+        let boot = BootTime::default();
+        let mut time = PacketTime::new(pkt.hw_time, &boot);
         tap.deliver(section, pkt, |d, answer| {
             d.deliver(self, tap, section, pkt, &mut time, answer);
         });
@@ -105,7 +106,8 @@ impl<P: Platform> Bpf<P> {
     /// Offers a driver's batch of packets to every reader of `tap`, reader
     /// by reader, [`BATCH`] packets at a time: each reader filters them and
     /// stores the accepted ones under one hold of its lock. Each packet's
-    /// timestamp is still taken once, when the first reader accepts it.
+    /// timestamp is still taken once, when the first reader accepts it; the
+    /// boot time once for the batch.
     pub fn deliver_batch<B: PacketBytes + ?Sized>(
         &self,
         tap: &Tap<P>,
@@ -116,9 +118,11 @@ impl<P: Platform> Bpf<P> {
             // One packet: the tap's dispatchers serve many readers better.
             return self.deliver(tap, section, pkt);
         }
+        let boot = BootTime::default();
         for part in pkts.chunks(BATCH) {
-            let mut times: [PacketTime; BATCH] =
-                core::array::from_fn(|i| PacketTime::new(part.get(i).and_then(|p| p.hw_time)));
+            let mut times: [PacketTime; BATCH] = core::array::from_fn(|i| {
+                PacketTime::new(part.get(i).and_then(|p| p.hw_time), &boot)
+            });
             tap.for_each_reader(section, |d| d.deliver_batch(self, tap, section, part, &mut times));
         }
     }

@@ -10,14 +10,14 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::buffers::{Caught, Slots};
 use super::heap::HeapBuf;
-use super::record::{PacketTime, Quality, Stamp};
+use super::record::{needs_boottime, PacketTime, Quality, Stamp};
 use super::zbuf::ZeroBuf;
 use super::{Bpf, Tap, BATCH};
 use crate::abi::{Direction, Tstamp, XbpfD, BPF_BUFMODE_BUFFER, BPF_BUFMODE_ZBUF, IFNAMSIZ, SIGIO};
 use crate::filter::Program;
 use crate::packet::PacketBytes;
 use crate::platform::epoch::EpochCell;
-use crate::platform::{Counter, DescLock, HeldPages, Notifier, Platform, TapPacket};
+use crate::platform::{Bintime, Counter, DescLock, HeldPages, Notifier, Platform, TapPacket};
 use crate::tap::Answer;
 
 /// The buffer mode (BIOCSETBUFMODE).
@@ -397,7 +397,11 @@ impl<P: Platform> Descriptor<P> {
         let stamp = Stamp {
             tstamp: st.tstamp,
             uptime: time.get(&bpf.platform, Quality::of(st.tstamp)),
-            boottime: time.boottime(&bpf.platform),
+            boottime: if needs_boottime(st.tstamp) {
+                time.boottime(&bpf.platform)
+            } else {
+                Bintime::default()
+            },
         };
         let eager = st.eager();
         let hdrlen = tap.record_hdrlen();

@@ -44,7 +44,7 @@ impl Buffer for HeapBuf {
         pkt.for_each_piece(len, |piece| {
             let n = piece.len().min(dst.len());
             let (head, rest) = core::mem::take(&mut dst).split_at_mut(n);
-            head.copy_from_slice(&piece[..n]);
+            crate::copy::copy(head, &piece[..n]);
             dst = rest;
         });
     }

@@ -1,6 +1,7 @@
 //! The record header written before each captured packet, and the one
 //! timestamp a packet gets.
 
+use core::cell::Cell;
 use core::mem::offset_of;
 
 use static_assertions::const_assert_eq;
@@ -33,27 +34,29 @@ impl Quality {
 }
 
 /// The timestamp of one packet, read from the clock at most once per
-/// quality and shared by every descriptor that accepts the packet.
-pub struct PacketTime {
+/// quality and shared by every descriptor that accepts the packet; the
+/// boot time comes from the delivery's [`BootTime`].
+pub struct PacketTime<'b> {
     /// The best quality read so far (`None`: no clock read yet; a hardware
     /// stamp counts as the best).
     quality: Quality,
     uptime: Bintime,
-    boot: Option<Bintime>,
+    boot: &'b BootTime,
 }
 
-impl PacketTime {
-    /// A packet with an optional hardware or driver timestamp (uptime).
-    pub fn new(hw: Option<Bintime>) -> Self {
+impl<'b> PacketTime<'b> {
+    /// A packet with an optional hardware or driver timestamp (uptime),
+    /// delivered with others that share `boot`.
+    pub fn new(hw: Option<Bintime>, boot: &'b BootTime) -> Self {
         match hw {
-            Some(uptime) => PacketTime { quality: Quality::Normal, uptime, boot: None },
-            None => PacketTime { quality: Quality::None, uptime: Bintime::default(), boot: None },
+            Some(uptime) => PacketTime { quality: Quality::Normal, uptime, boot },
+            None => PacketTime { quality: Quality::None, uptime: Bintime::default(), boot },
         }
     }
 
-    /// The boot time, read once per packet.
-    pub fn boottime<P: Platform>(&mut self, platform: &P) -> Bintime {
-        *self.boot.get_or_insert_with(|| platform.boottime())
+    /// The boot time, read at most once per delivery.
+    pub fn boottime<P: Platform>(&self, platform: &P) -> Bintime {
+        self.boot.get(platform)
     }
 
     /// The packet's uptime for a descriptor wanting `quality`: the hardware
@@ -70,6 +73,30 @@ impl PacketTime {
         }
         self.uptime
     }
+}
+
+/// The boot time, read at most once per delivery (one packet, or a
+/// driver's batch of them) and only when a record needs it: it changes
+/// only when the clock is set, and FreeBSD reads it without a lock too.
+#[derive(Default)]
+pub struct BootTime(Cell<Option<Bintime>>);
+
+impl BootTime {
+    /// The boot time, read now if not yet.
+    pub fn get<P: Platform>(&self, platform: &P) -> Bintime {
+        if let Some(boot) = self.0.get() {
+            return boot;
+        }
+        let boot = platform.boottime();
+        self.0.set(Some(boot));
+        boot
+    }
+}
+
+/// Whether records under timestamp setting `t` add the boot time: wall
+/// clock (not monotonic) and a timestamp at all.
+pub fn needs_boottime(t: Tstamp) -> bool {
+    t.format() != TstampFormat::None && !t.flags().contains(TstampFlags::MONOTONIC)
 }
 
 /// Everything a record header needs besides the lengths.

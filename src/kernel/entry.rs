@@ -23,7 +23,7 @@ use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use super::ffi;
-use super::mbuf::Mbufs;
+use super::mbuf::{self, Mbufs};
 use super::platform::{InNetEpoch, KUio, KUser, KernelPlatform};
 use crate::abi::{Errno, PollEvents, XbpfD, FREAD, O_NONBLOCK};
 use crate::engine::{Bpf, Descriptor, Knob, StackMarks, Tap, TapVerdict, BATCH};
@@ -91,6 +91,7 @@ pub(crate) fn log(msg: &str) {
 
 #[no_mangle]
 pub extern "C" fn zbpf_rs_load() -> c_int {
+    crate::copy::choose_for_this_processor();
     let dev = Box::into_raw(Box::new(Bpf::new(KernelPlatform)));
     if DEVICE
         .compare_exchange(core::ptr::null_mut(), dev, Ordering::AcqRel, Ordering::Acquire)
@@ -348,6 +349,23 @@ pub unsafe extern "C" fn zbpf_rs_tap(
     // SAFETY: the C wrappers call us inside the network epoch.
     let section = unsafe { InNetEpoch::assume() };
     let desc = |j: usize| kept.get(j).and_then(|&i| pkts.get(i)).unwrap_or(first);
+    let whole = |pkt| {
+        // SAFETY: each chain is neither freed nor changed during the tap.
+        unsafe { mbuf::whole(pkt) }
+    };
+    // Every packet in one mbuf, the usual case: their bytes as slices.
+    if (0..count).all(|j| whole(desc(j)).is_some()) {
+        let batch: [TapPacket<'_, [u8]>; BATCH] = core::array::from_fn(|j| {
+            let pkt = desc(j);
+            TapPacket {
+                bytes: whole(pkt).unwrap_or(&[]),
+                inbound: marks_of(pkt).inbound,
+                hw_time: hw_time(dev, pkt),
+            }
+        });
+        dev.deliver_batch(tap, &section, batch.get(..count).unwrap_or(&[]));
+        return clear;
+    }
     // SAFETY: each chain is neither freed nor changed during the tap.
     let mbufs: [(Mbufs<'_>, usize); BATCH] =
         core::array::from_fn(|j| unsafe { Mbufs::new(desc(j)) });

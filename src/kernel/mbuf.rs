@@ -42,6 +42,25 @@ impl<'a> Mbufs<'a> {
     }
 }
 
+/// The bytes of a packet its first mbuf holds whole (no other mbuf, no tag
+/// to put back), the usual received packet: the engine then takes them as
+/// one slice, as it takes the simulator's frames, without walking a chain.
+///
+/// # Safety
+/// As [`Mbufs::new`].
+pub unsafe fn whole(pkt: &ffi::zbpf_packet) -> Option<&[u8]> {
+    let single =
+        pkt.next.is_null() && pkt.flags & ffi::ZBPF_PKT_VLANTAG == 0 && pkt.data_len == pkt.len;
+    if !single {
+        return None;
+    }
+    if pkt.data.is_null() || pkt.data_len == 0 {
+        return Some(&[]);
+    }
+    // SAFETY: the caller vouches for the first mbuf's data.
+    Some(unsafe { core::slice::from_raw_parts(pkt.data, pkt.data_len as usize) })
+}
+
 /// The iterator over an mbuf chain's data.
 pub struct MbufIter<'a> {
     m: *const ffi::mbuf,

@@ -22,7 +22,7 @@ pub fn write<Pg: HeldPages>(pages: &mut Pg, index: usize, in_page: usize, data: 
     // bytes while `pages` lives and overlaps no Rust-owned memory, so not
     // `data`; `in_page + data.len() <= PAGE_SIZE` (checked); `&mut pages`
     // keeps every other write of ours out.
-    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), page.as_ptr().add(in_page), data.len()) }
+    unsafe { crate::copy::copy_raw(page.as_ptr().add(in_page), data.as_ptr(), data.len()) }
     true
 }
 

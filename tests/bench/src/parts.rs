@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use zbpf::abi::{Tstamp, BPF_T_FAST, PAGE_SIZE};
 use zbpf::engine::buffers::{Buffer, Caught, Slots};
-use zbpf::engine::record::{self, PacketTime, Quality, Stamp};
+use zbpf::engine::record::{self, BootTime, PacketTime, Quality, Stamp};
 use zbpf::engine::zbuf::{ZeroBuf, HEADER_LEN};
 use zbpf::engine::BATCH;
 use zbpf::hosted::consumer::walk_records;
@@ -201,11 +201,12 @@ impl<'s> Ladder<'s> {
         } else {
             for batch in frames.chunks(BATCH) {
                 let _held = self.lock.lock();
+                let boot = BootTime::default();
                 for f in batch {
                     if self.rung == Rung::Lock {
                         catch(&mut self.slots, f, &fixed)?;
                     } else {
-                        let mut time = PacketTime::new(None);
+                        let mut time = PacketTime::new(None, &boot);
                         let stamp = Stamp {
                             tstamp: fixed.tstamp,
                             uptime: time.get(platform, Quality::of(fixed.tstamp)),
