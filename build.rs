@@ -23,6 +23,8 @@ fn kpi_bindings() {
         .use_core()
         .ctypes_prefix("core::ffi")
         .allowlist_function("zbpf_.*")
+        // The kernel functions Rust calls without a shim.
+        .allowlist_function("binuptime|getbinuptime|getboottimebin")
         .allowlist_type("zbpf_.*")
         .allowlist_var("ZBPF_.*")
         .layout_tests(false)

@@ -8,7 +8,8 @@
  * zbpf_kpi_* functions are implemented in C (kmod/) and called by Rust.
  * They exist because the kernel's API is made of macros, inline functions
  * and structure layouts Rust cannot reach; each one adapts one KPI and
- * decides nothing.
+ * decides nothing. The few kernel functions Rust can reach as they are,
+ * it calls directly (declared at the end of "Rust calls C").
  *
  * zbpf_rs_* functions are implemented in Rust (src/kernel/) and called by
  * C: the cdevsw operations, the taps, the timer, the sysctls and the module
@@ -29,7 +30,7 @@
 #endif
 
 /* Bumped whenever a declaration below changes meaning. */
-#define ZBPF_KPI_VERSION 3
+#define ZBPF_KPI_VERSION 4
 
 struct knote;
 struct mbuf;
@@ -96,11 +97,22 @@ void zbpf_kpi_counter_zero(uint64_t *c);
  * has ended. */
 void zbpf_kpi_net_epoch_wait(void);
 
-/* binuptime(9), getbinuptime(9), getboottimebin(9), hz. */
-void zbpf_kpi_binuptime(struct zbpf_bintime *bt);
-void zbpf_kpi_getbinuptime(struct zbpf_bintime *bt);
-void zbpf_kpi_getboottimebin(struct zbpf_bintime *bt);
+/* hz. */
 int zbpf_kpi_hz(void);
+
+/*
+ * Kernel functions Rust calls without a shim: plain functions (no macro,
+ * no inline) whose arguments Rust can describe, on the tap's path for
+ * every packet. binuptime(9), getbinuptime(9), getboottimebin(9): their
+ * struct bintime has struct zbpf_bintime's layout (kmod/zbpf_kpi.c checks
+ * it), so the Rust side declares them with it; the C side keeps the
+ * kernel's own declarations.
+ */
+#ifndef _KERNEL
+void binuptime(struct zbpf_bintime *bt);
+void getbinuptime(struct zbpf_bintime *bt);
+void getboottimebin(struct zbpf_bintime *boottimebin);
+#endif
 
 /* Per-descriptor notification resources. Once bound to a cookie, the timer
  * calls zbpf_rs_timer(cookie, token) and kqueue notes call

@@ -216,39 +216,11 @@ zbpf_kpi_net_epoch_wait(void)
 	NET_EPOCH_WAIT();
 }
 
-static void
-zbpf_copy_bintime(const struct bintime *bt, struct zbpf_bintime *out)
-{
-	out->sec = bt->sec;
-	out->frac = bt->frac;
-}
-
-void
-zbpf_kpi_binuptime(struct zbpf_bintime *out)
-{
-	struct bintime bt;
-
-	binuptime(&bt);
-	zbpf_copy_bintime(&bt, out);
-}
-
-void
-zbpf_kpi_getbinuptime(struct zbpf_bintime *out)
-{
-	struct bintime bt;
-
-	getbinuptime(&bt);
-	zbpf_copy_bintime(&bt, out);
-}
-
-void
-zbpf_kpi_getboottimebin(struct zbpf_bintime *out)
-{
-	struct bintime bt;
-
-	getboottimebin(&bt);
-	zbpf_copy_bintime(&bt, out);
-}
+/* Rust calls binuptime(9) and its kin with struct zbpf_bintime. */
+_Static_assert(sizeof(struct bintime) == sizeof(struct zbpf_bintime) &&
+    offsetof(struct bintime, sec) == offsetof(struct zbpf_bintime, sec) &&
+    offsetof(struct bintime, frac) == offsetof(struct zbpf_bintime, frac),
+    "struct bintime is not struct zbpf_bintime");
 
 int
 zbpf_kpi_hz(void)

@@ -656,9 +656,11 @@ unsafe impl EpochSection for InNetEpoch {
     }
 }
 
+/// A bintime from one of binuptime(9) and its kin, called directly.
 fn bintime(f: unsafe extern "C" fn(*mut ffi::zbpf_bintime)) -> Bintime {
     let mut bt = ffi::zbpf_bintime { sec: 0, frac: 0 };
-    // SAFETY: the shim fills the struct.
+    // SAFETY: the kernel function fills the struct, whose layout is struct
+    // bintime's (checked in kmod/zbpf_kpi.c), and keeps no pointer to it.
     unsafe { f(&mut bt) };
     Bintime { sec: bt.sec, frac: bt.frac }
 }
@@ -673,15 +675,15 @@ impl Platform for KernelPlatform {
     type EpochGuard = InNetEpoch;
 
     fn uptime(&self) -> Bintime {
-        bintime(ffi::zbpf_kpi_binuptime)
+        bintime(ffi::binuptime)
     }
 
     fn uptime_fast(&self) -> Bintime {
-        bintime(ffi::zbpf_kpi_getbinuptime)
+        bintime(ffi::getbinuptime)
     }
 
     fn boottime(&self) -> Bintime {
-        bintime(ffi::zbpf_kpi_getboottimebin)
+        bintime(ffi::getboottimebin)
     }
 
     fn hz(&self) -> u32 {
