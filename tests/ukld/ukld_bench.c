@@ -18,7 +18,8 @@
  * by itself (the mbuf built and copied, the driver's if_input freeing it),
  * which a real driver pays too but the simulator does not.
  *
- * Usage: ukld_bench [--ko PATH]
+ * Usage: ukld_bench [--ko PATH] [--config MODE,DESCRIPTORS,SIZE]
+ * (--config: that configuration only, and the driver's line of its size)
  * Prints one tab-separated line per configuration, as zbpf-bench --deliver
  * does for the simulator (tests/ukld/bench.sh puts the two side by side):
  *   real MODE DESCRIPTORS SIZE BURST NS
@@ -53,6 +54,7 @@ struct bench_desc {
 };
 
 static const char *ko_path = "target/ko/zbpf.ko";
+static const char *only;	/* --config */
 
 static uint64_t
 now_ns(void)
@@ -248,6 +250,15 @@ bench_config(int zbuf, int ndesc, const uint8_t *frame, size_t len,
 	return (ns);
 }
 
+/* Whether --config names a configuration of frames of `size` bytes. */
+static int
+bench_size_wanted(int size)
+{
+	const char *comma = strrchr(only, ',');
+
+	return (comma != NULL && atoi(comma + 1) == size);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -257,14 +268,18 @@ main(int argc, char **argv)
 	struct ukld_module *mod;
 	long dropped;
 	double ns;
-	int i, s, m, k, err, status = 0;
+	char config[32];
+	int i, s, m, k, err, matched = 0, status = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--ko") == 0 && i + 1 < argc)
 			ko_path = argv[++i];
+		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			only = argv[++i];
 		else {
-			fprintf(stderr, "usage: ukld_bench [--ko PATH]\n");
+			fprintf(stderr, "usage: ukld_bench [--ko PATH] "
+			    "[--config MODE,DESCRIPTORS,SIZE]\n");
 			return (2);
 		}
 	}
@@ -296,6 +311,8 @@ main(int argc, char **argv)
 		if (zk_build_frame(frames[s], sizeof(frames[s]), (uint32_t)s, ZK_PORT_BASE,
 		    (size_t)sizes[s] - 42) != (size_t)sizes[s])
 			return (zk_fail("building a %d-byte frame", sizes[s]) != 0);
+		if (only != NULL && !bench_size_wanted(sizes[s]))
+			continue;
 		/* No descriptor: the driver's own part of the hand-over. */
 		ns = bench_time(frames[s], (size_t)sizes[s], bench_burst((size_t)sizes[s]),
 		    NULL, NULL);
@@ -306,6 +323,11 @@ main(int argc, char **argv)
 	for (m = 0; m < 2; m++) {
 		for (k = 0; k < 2; k++) {
 			for (s = 0; s < 2; s++) {
+				snprintf(config, sizeof(config), "%s,%d,%d",
+				    m ? "ZBUF" : "BUFFER", descs[k], sizes[s]);
+				if (only != NULL && strcmp(only, config) != 0)
+					continue;
+				matched = 1;
 				ns = bench_config(m, descs[k], frames[s], (size_t)sizes[s],
 				    &dropped);
 				if (ns < 0)
@@ -317,6 +339,11 @@ main(int argc, char **argv)
 				    dropped != 0 ? "\tlost" : "");
 			}
 		}
+	}
+	if (only != NULL && !matched) {
+		fprintf(stderr, "ukld_bench: --config %s: no such configuration\n",
+		    only);
+		status = 1;
 	}
 	zk_env_fini();
 	err = ukld_kldunload(mod);

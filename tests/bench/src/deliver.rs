@@ -3,8 +3,11 @@
 //! bursts through the real zbpf.ko. One Ethernet interface, D descriptors
 //! with an accept-all filter (`ret #65535`), BUFFER or ZBUF, 64 or 1500
 //! byte frames; only the burst through the tap is timed, the drain that
-//! follows (read(2), or acknowledging the shared buffers) is not. Printed
-//! as tab-separated lines for tests/ukld/bench.sh (`zbpf-bench --deliver`).
+//! follows (read(2), or acknowledging the shared buffers) is not. As the
+//! harness's driver does, the burst cycles through [`LIST`] copies of the
+//! frame, each in its own buffer (a driver's packets are, each in its own
+//! cluster), not one buffer over and over. Printed as tab-separated lines
+//! for tests/ukld/bench.sh (`zbpf-bench --deliver`).
 
 use std::time::Instant;
 
@@ -20,6 +23,9 @@ use crate::capture::{capture_config, machine, record_hdrlen};
 pub const BUFSIZE: usize = 1024 * 1024;
 /// ZBUF's shared header in front of the records.
 const ZBUF_HEADER: usize = 32;
+/// Frames in their own buffers the burst cycles through: ukld_bench.c's
+/// BENCH_LIST, the packets of one if_input list, each in its own mbuf.
+const LIST: usize = 16;
 /// Timed bursts per configuration (the median is kept), after a warm-up.
 const REPS: usize = 21;
 const WARMUP: usize = 3;
@@ -42,11 +48,12 @@ fn measure(zbuf: bool, descriptors: usize, size: usize) -> Result<f64, String> {
         caps.push(Capture::open(&sim, &cfg).map_err(|e| format!("opening #{i}: {e}"))?);
     }
     let frame = traffic::fixed(1, size).remove(0);
+    let frames: Vec<Vec<u8>> = (0..LIST).map(|_| frame.clone()).collect();
     let n = burst(size);
     let mut samples = Vec::new();
     for rep in 0..WARMUP + REPS {
         let t0 = Instant::now();
-        sim.receive_burst(&iface, std::iter::repeat_n(frame.as_slice(), n));
+        sim.receive_burst(&iface, frames.iter().cycle().take(n).map(Vec::as_slice));
         let ns = t0.elapsed().as_secs_f64() * 1e9 / n as f64;
         if rep >= WARMUP {
             samples.push(ns);
@@ -79,16 +86,25 @@ fn measure(zbuf: bool, descriptors: usize, size: usize) -> Result<f64, String> {
     Ok(samples[samples.len() / 2])
 }
 
-/// Prints `sim MODE DESCRIPTORS SIZE BURST NS` for every configuration.
-pub fn print() -> Result<(), String> {
+/// Prints `sim MODE DESCRIPTORS SIZE BURST NS` for every configuration,
+/// or for `only` (`MODE,DESCRIPTORS,SIZE`).
+pub fn print(only: Option<&str>) -> Result<(), String> {
+    let mut matched = false;
     for zbuf in [false, true] {
         for descriptors in [1, 8] {
             for size in [64, 1500] {
-                let ns = measure(zbuf, descriptors, size)?;
                 let mode = if zbuf { "ZBUF" } else { "BUFFER" };
+                if only.is_some_and(|c| c != format!("{mode},{descriptors},{size}")) {
+                    continue;
+                }
+                matched = true;
+                let ns = measure(zbuf, descriptors, size)?;
                 println!("sim\t{mode}\t{descriptors}\t{size}\t{}\t{ns:.1}", burst(size));
             }
         }
+    }
+    if !matched {
+        return Err(format!("--config {}: no such configuration", only.unwrap_or("")));
     }
     Ok(())
 }

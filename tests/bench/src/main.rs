@@ -61,7 +61,9 @@ const USAGE: &str = "usage: zbpf-bench [--smoke] [--only SECTIONS] [--out DIR] [
   --rounds N         rounds of the --small run (default 16)
   --descriptors N    with --only scale --small: the descriptors of the run (default 8)
   --deliver          delivery alone (the twin of tests/ukld/ukld_bench.c): prints one
-                     tab-separated line per configuration and writes no report";
+                     tab-separated line per configuration and writes no report
+  --config C         with --deliver: that configuration only, MODE,DESCRIPTORS,SIZE
+                     (BUFFER or ZBUF, 1 or 8, 64 or 1500)";
 
 const SECTIONS: [&str; 5] = ["filter", "capture", "consumers", "scale", "memory"];
 
@@ -73,6 +75,7 @@ struct Args {
     samples: Option<usize>,
     small: bool,
     deliver: bool,
+    config: Option<String>,
     consumer: Consumer,
     mode: Pipe,
     rounds: usize,
@@ -88,6 +91,7 @@ fn parse_args() -> Result<Args, String> {
         samples: None,
         small: false,
         deliver: false,
+        config: None,
         consumer: Consumer::Walk,
         mode: Pipe::Zbuf,
         rounds: 16,
@@ -100,6 +104,7 @@ fn parse_args() -> Result<Args, String> {
             "--smoke" => a.smoke = true,
             "--small" => a.small = true,
             "--deliver" => a.deliver = true,
+            "--config" => a.config = Some(value()?),
             "--only" => {
                 a.only = value()?.split(',').map(|s| s.trim().to_string()).collect();
                 if let Some(bad) = a.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
@@ -153,7 +158,7 @@ fn run(args: &Args) -> Result<(), String> {
         return small(args);
     }
     if args.deliver {
-        return deliver::print();
+        return deliver::print(args.config.as_deref());
     }
     let wants = |s: &str| args.only.iter().any(|o| o == s);
     let samples = args.samples.unwrap_or(if args.smoke { 1 } else { 5 });
