@@ -30,7 +30,7 @@
 #endif
 
 /* Bumped whenever a declaration below changes meaning. */
-#define ZBPF_KPI_VERSION 4
+#define ZBPF_KPI_VERSION 5
 
 struct knote;
 struct mbuf;
@@ -164,6 +164,12 @@ int zbpf_kpi_curpid(void);
 int zbpf_kpi_hold_pages(uint64_t uaddr, int npages, void **pages, void **kva);
 /* Unwires pages held by zbpf_kpi_hold_pages. */
 void zbpf_kpi_release_pages(void **pages, int npages);
+/* Maps npages held pages one after the other in kernel address space
+ * (kva_alloc(9), pmap_qenter(9)): the first byte, or NULL when no address
+ * space is left. zbpf_kpi_unmap_pages undoes it (pmap_qremove(9),
+ * kva_free(9)), before the pages are released. May sleep. */
+void *zbpf_kpi_map_pages(void **pages, int npages);
+void zbpf_kpi_unmap_pages(void *kva, int npages);
 
 /* ifnet access. Handles are referenced ifnets (if_ref/if_rele). */
 struct ifnet *zbpf_kpi_ifunit_ref(const char *name);

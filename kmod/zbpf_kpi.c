@@ -437,6 +437,27 @@ zbpf_kpi_release_pages(void **pages, int npages)
 	vm_page_unhold_pages((vm_page_t *)pages, npages);
 }
 
+void *
+zbpf_kpi_map_pages(void **pages, int npages)
+{
+	vm_offset_t va;
+
+	if (npages <= 0)
+		return (NULL);
+	va = kva_alloc(ptoa(npages));
+	if (va == 0)
+		return (NULL);
+	pmap_qenter(va, (vm_page_t *)pages, npages);
+	return ((void *)va);
+}
+
+void
+zbpf_kpi_unmap_pages(void *kva, int npages)
+{
+	pmap_qremove((vm_offset_t)kva, npages);
+	kva_free((vm_offset_t)kva, ptoa(npages));
+}
+
 int
 zbpf_kpi_hold_pages(uint64_t uaddr, int npages, void **pages, void **kva)
 {

@@ -2,8 +2,10 @@
 //! with the generation protocol in a 32-byte header at the front of each.
 //!
 //! The pages are held for the descriptor's lifetime and reached through the
-//! platform one page at a time (they are not contiguous in the kernel), so
-//! every copy is scatter-gather. The pages are reached only through
+//! platform: as one span where the platform maps them one after the other
+//! (the kernel module does, with pmap_qenter(9)), so that a record across a
+//! page boundary is one copy; else one page at a time (through the direct
+//! map, as FreeBSD's own bpf does), scatter-gather. The pages are reached only through
 //! [`platform::pages`](crate::platform::pages), which relies on
 //! [`HeldPages`]' safety contract; this module has no unsafe code.
 //!
@@ -78,9 +80,16 @@ impl<Pg: HeldPages> ZeroBuf<Pg> {
         pages::word(&self.pages, 0, index * 4)
     }
 
-    /// Copies `data` to buffer byte `off` (header included), page by page.
-    /// Bytes past the end of the buffer are not written.
+    /// Copies `data` to buffer byte `off` (header included): in one copy
+    /// where the platform maps the pages one after the other, else page by
+    /// page. Bytes past the end of the buffer are not written.
     fn copy_in_pages(&mut self, off: usize, data: &[u8]) {
+        let fits = data.len().min(self.size.saturating_sub(off));
+        if let Some(head) = data.get(..fits) {
+            if pages::write_span(&mut self.pages, off, head) {
+                return;
+            }
+        }
         let mut off = off;
         let mut data = data;
         while !data.is_empty() && off < self.size {

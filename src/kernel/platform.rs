@@ -502,6 +502,9 @@ impl NetIf for KIface {
 pub struct KPages {
     pages: Vec<*mut c_void>,
     kva: Vec<NonNull<u8>>,
+    /// The pages mapped one after the other (zbpf_kpi_map_pages), when
+    /// kernel address space was left for them.
+    span: Option<NonNull<u8>>,
 }
 
 // SAFETY: wired pages and their direct-map addresses are valid on every CPU.
@@ -512,7 +515,9 @@ unsafe impl Sync for KPages {}
 // SAFETY: `kva` holds the direct-map address of each page `pages` holds
 // (wired by zbpf_kpi_hold_pages, released only in `drop`): page-aligned,
 // PAGE_SIZE bytes each, distinct, valid from every CPU, and user memory, so
-// no Rust object lives there; `page` indexes the fixed `kva`.
+// no Rust object lives there; `page` indexes the fixed `kva`. `span`, when
+// set, maps the same pages in order (pmap_qenter(9)) until `drop` unmaps it
+// before releasing them.
 unsafe impl HeldPages for KPages {
     fn count(&self) -> usize {
         self.kva.len()
@@ -520,10 +525,18 @@ unsafe impl HeldPages for KPages {
     fn page(&self, index: usize) -> Option<NonNull<u8>> {
         self.kva.get(index).copied()
     }
+    fn span(&self) -> Option<NonNull<u8>> {
+        self.span
+    }
 }
 
 impl Drop for KPages {
     fn drop(&mut self) {
+        if let Some(span) = self.span.take() {
+            // SAFETY: the mapping zbpf_kpi_map_pages made of these pages,
+            // undone once, before they are released below.
+            unsafe { ffi::zbpf_kpi_unmap_pages(span.as_ptr().cast(), self.pages.len() as i32) }
+        }
         // SAFETY: the pages were held by zbpf_kpi_hold_pages and are
         // released exactly once.
         unsafe { ffi::zbpf_kpi_release_pages(self.pages.as_mut_ptr(), self.pages.len() as i32) }
@@ -561,10 +574,15 @@ impl UserCtx for KUser {
         })?;
         let kva: Vec<NonNull<u8>> =
             kva.into_iter().filter_map(|p| NonNull::new(p.cast())).collect();
-        let held = KPages { pages, kva };
+        let mut held = KPages { pages, kva, span: None };
         if held.kva.len() != npages {
             return Err(Errno::EFAULT);
         }
+        // Without kernel address space left, the pages stay apart.
+        // SAFETY: `pages` are the `n` pages just held; `drop` unmaps them.
+        held.span = NonNull::new(
+            unsafe { ffi::zbpf_kpi_map_pages(held.pages.as_mut_ptr(), n) }.cast::<u8>(),
+        );
         Ok(held)
     }
 

@@ -247,7 +247,8 @@ impl TapCookie {
 }
 
 /// A user buffer's pages, held (wired) and mapped for the kernel; released
-/// when dropped. Pages are not contiguous in the kernel's address space.
+/// when dropped. Pages are not contiguous in the kernel's address space,
+/// unless the platform also maps them one after the other (`span`).
 ///
 /// # Safety
 /// The engine writes and reads through the pointers (`engine::zbuf`), so
@@ -258,13 +259,22 @@ impl TapCookie {
 ///   of PAGE_SIZE bytes, from any thread;
 /// - no two pages overlap, and no page overlaps memory Rust code owns or
 ///   borrows: the only other party is the user process, which may read and
-///   write the pages at any time (so the engine reads them only atomically).
+///   write the pages at any time (so the engine reads them only atomically);
+/// - `span()`, when `Some`, is always the same pointer, valid for reads and
+///   writes of `count() * PAGE_SIZE` bytes from any thread, whose page `i`
+///   is the same memory as `page(i)` (a second mapping of it), and overlaps
+///   nothing Rust owns or borrows either.
 pub unsafe trait HeldPages: Send + Sync {
     /// Number of pages.
     fn count(&self) -> usize;
     /// The kernel mapping of page `index` (PAGE_SIZE bytes), or `None` past
     /// the end.
     fn page(&self, index: usize) -> Option<core::ptr::NonNull<u8>>;
+    /// All the pages mapped one after the other, if the platform maps them
+    /// so: a record that crosses a page boundary is then one copy.
+    fn span(&self) -> Option<core::ptr::NonNull<u8>> {
+        None
+    }
 }
 
 /// The calling thread's view of its process: user-memory copies and page

@@ -126,6 +126,17 @@ int uh_phys_hold(uk_u64 uva, uk_u64 *pa);
 void uh_phys_release(uk_u64 pa);
 /* Frames currently held (0 after a clean unload). */
 int uh_phys_held(void);
+/* Kernel address space (kva_alloc(9)): a reserved, inaccessible range of
+ * `size` bytes, or 0; released by uh_kva_release. uh_phys_map makes page
+ * `va` a mapping of held frame `pa` (pmap_qenter(9)), uh_phys_unmap
+ * makes `size` bytes at `va` inaccessible again (pmap_qremove(9)): 0, or
+ * an errno. */
+uk_u64 uh_kva_reserve(uk_size_t size);
+void uh_kva_release(uk_u64 va, uk_size_t size);
+int uh_phys_map(uk_u64 pa, uk_u64 va);
+int uh_phys_unmap(uk_u64 va, uk_size_t size);
+/* Ranges reserved and not released (0 after a clean unload). */
+int uh_kva_reserved(void);
 
 /* Signals to the emulated process (FreeBSD signal numbers). */
 void uh_signal_process(int freebsd_sig);

@@ -96,7 +96,7 @@ static int
 kld_unload(void)
 {
 	long bytes, count, mbufs;
-	int err, open_fds, bad_ifs, callouts, pages, leaks, rc = 0;
+	int err, open_fds, bad_ifs, callouts, pages, kva, leaks, rc = 0;
 
 	if (mod == NULL)
 		return (zk_fail("the module was unloaded by an earlier check"));
@@ -114,6 +114,7 @@ kld_unload(void)
 	bad_ifs = ukk_if_check_restored();
 	callouts = ukk_sched_check_idle();
 	pages = uh_phys_held();
+	kva = uh_kva_reserved();
 	mbufs = ukk_mbufs_outstanding();
 	if (bytes > 0 || leaks != 0)
 		rc = zk_fail("memory left: type zbpf %ld bytes in %ld allocations, %d types leak",
@@ -124,6 +125,8 @@ kld_unload(void)
 		rc = zk_fail("%d callouts still pending", callouts);
 	if (pages != 0)
 		rc = zk_fail("%d user pages still held", pages);
+	if (kva != 0)
+		rc = zk_fail("%d kernel address ranges (kva_alloc) not freed", kva);
 	if (mbufs != 0)
 		rc = zk_fail("%ld mbufs not freed", mbufs);
 	if (ukk_dev_exists("zbpf") || ukk_dev_exists("bpf0"))
@@ -132,8 +135,9 @@ kld_unload(void)
 		rc = zk_fail("%d kernel rules broken during the run (VIOLATION lines above)",
 		    uh_violation_count());
 	zk_note("unloaded; malloc type zbpf released with nothing outstanding; interfaces "
-	    "restored; no lock held, %d callouts pending, %d pages held, %ld mbufs; "
-	    "%d kernel-rule violations", callouts, pages, mbufs, uh_violation_count());
+	    "restored; no lock held, %d callouts pending, %d pages held, %d kernel address "
+	    "ranges, %ld mbufs; %d kernel-rule violations", callouts, pages, kva, mbufs,
+	    uh_violation_count());
 	return (rc);
 }
 

@@ -1005,7 +1005,7 @@ ukld_check_taps_zbuf_pages(void)
 	unsigned int mode = BPF_BUFMODE_ZBUF;
 	const size_t len = 3 * 4096;
 	uint8_t *a, *b;
-	int fd, held0, rc = -1;
+	int fd, held0, kva0, rc = -1;
 
 	a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANON, -1, 0);
 	b = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_ANON, -1, 0);
@@ -1015,6 +1015,7 @@ ukld_check_taps_zbuf_pages(void)
 	if (fd < 0 || zk_ioctl(fd, BIOCSETBUFMODE, &mode) != 0)
 		goto out;
 	held0 = uh_phys_held();
+	kva0 = uh_kva_reserved();
 	bz.bz_bufa = a;
 	bz.bz_bufb = b;
 	bz.bz_buflen = len;
@@ -1029,14 +1030,22 @@ ukld_check_taps_zbuf_pages(void)
 		    uh_phys_held(), held0 + 6);
 		goto out;
 	}
+	/* Each buffer's pages also mapped one after the other. */
+	if (uh_kva_reserved() != kva0 + 2) {
+		zk_fail("BIOCSETZBUF: %d kernel address ranges, want %d", uh_kva_reserved(),
+		    kva0 + 2);
+		goto out;
+	}
 	zk_close(fd);
 	fd = -1;
-	if (uh_phys_held() != held0) {
-		zk_fail("close left %d pages held (were %d)", uh_phys_held(), held0);
+	if (uh_phys_held() != held0 || uh_kva_reserved() != kva0) {
+		zk_fail("close left %d pages held (were %d), %d kernel address ranges "
+		    "(were %d)", uh_phys_held(), held0, uh_kva_reserved(), kva0);
 		goto out;
 	}
 	zk_note("a refused BIOCSETZBUF (read-only second buffer, EFAULT) holds no page; a "
-	    "good one holds both buffers' 6; close gives them back");
+	    "good one holds both buffers' 6 and maps each buffer's pages in a row; close "
+	    "gives them back");
 	rc = 0;
 out:
 	if (fd >= 0)

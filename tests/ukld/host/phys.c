@@ -15,6 +15,10 @@
  * page, as on FreeBSD. Linux can do that for shared memory only: the kit's
  * zero-copy buffers are MAP_SHARED|MAP_ANON. A private page is refused with
  * EFAULT and a note.
+ *
+ * Kernel address space (kva_alloc(9)) is a reserved, inaccessible range;
+ * entering a held frame there (pmap_qenter(9)) makes a third mapping of
+ * the user's page, from its direct-map slot, the same way.
  */
 
 #include <errno.h>
@@ -195,6 +199,72 @@ uh_phys_held(void)
 
 	pthread_mutex_lock(&phys_mtx);
 	n = phys_nheld;
+	pthread_mutex_unlock(&phys_mtx);
+	return (n);
+}
+
+static int phys_nkva;
+
+uk_u64
+uh_kva_reserve(uk_size_t size)
+{
+	void *p;
+
+	if (size == 0 || size % PHYS_PAGE != 0)
+		return (0);
+	p = mmap(NULL, size, PROT_NONE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return (0);
+	pthread_mutex_lock(&phys_mtx);
+	phys_nkva++;
+	pthread_mutex_unlock(&phys_mtx);
+	return ((uk_u64)(uintptr_t)p);
+}
+
+void
+uh_kva_release(uk_u64 va, uk_size_t size)
+{
+	if (munmap((void *)(uintptr_t)va, size) != 0)
+		uh_violation("kva_free(%#llx, %zu): %s", (unsigned long long)va,
+		    (size_t)size, strerror(errno));
+	pthread_mutex_lock(&phys_mtx);
+	phys_nkva--;
+	pthread_mutex_unlock(&phys_mtx);
+}
+
+int
+uh_phys_map(uk_u64 pa, uk_u64 va)
+{
+	uk_u64 frame = pa / PHYS_PAGE;
+	void *slot, *p;
+
+	if (pa % PHYS_PAGE != 0 || frame == 0 || frame >= UKLD_PHYS_PAGES ||
+	    !phys_used[frame] || va % PHYS_PAGE != 0)
+		return (22);	/* EINVAL */
+	slot = (void *)(uintptr_t)(uh_dmap_base + pa);
+	p = mremap(slot, 0, PHYS_PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+	    (void *)(uintptr_t)va);
+	return (p == MAP_FAILED ? errno : 0);
+}
+
+int
+uh_phys_unmap(uk_u64 va, uk_size_t size)
+{
+	if (mmap((void *)(uintptr_t)va, size, PROT_NONE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) ==
+	    MAP_FAILED)
+		return (errno);
+	return (0);
+}
+
+int
+uh_kva_reserved(void)
+{
+	int n;
+
+	pthread_mutex_lock(&phys_mtx);
+	n = phys_nkva;
 	pthread_mutex_unlock(&phys_mtx);
 	return (n);
 }

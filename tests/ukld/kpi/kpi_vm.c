@@ -3,7 +3,9 @@
  * uiomove(9), the direct map's layout (kva_layout, which 15.0's
  * PHYS_TO_DMAP adds), one struct vm_page per emulated physical frame, and
  * page holding (vm_fault_quick_hold_pages, vm_page_unhold_pages,
- * vm_map_inherit) over the host's frames (uh_phys_hold).
+ * vm_map_inherit) over the host's frames (uh_phys_hold), and held pages
+ * mapped one after the other in kernel address space (kva_alloc,
+ * pmap_qenter, pmap_qremove, kva_free).
  */
 
 #include <sys/param.h>
@@ -230,6 +232,129 @@ vm_page_unhold_pages(vm_page_t *ma, int count)
 		if (last)
 			uh_phys_release(m->phys_addr);
 	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Kernel address space                                                   */
+
+/* What kva_alloc gave and how many pages pmap_qenter entered there: a
+ * range freed with pages still entered, or entered twice, breaks a rule. */
+#define VM_KVA_MAX	256
+static struct {
+	vm_offset_t va;
+	vm_size_t size;
+	int entered;
+} vm_kva[VM_KVA_MAX];
+
+static int
+vm_kva_find(vm_offset_t va)
+{
+	int i;
+
+	for (i = 0; i < VM_KVA_MAX; i++)
+		if (vm_kva[i].va != 0 && va >= vm_kva[i].va &&
+		    va < vm_kva[i].va + vm_kva[i].size)
+			return (i);
+	return (-1);
+}
+
+vm_offset_t
+kva_alloc(vm_size_t size)
+{
+	vm_offset_t va;
+	int i;
+
+	size = round_page(size);
+	va = (vm_offset_t)uh_kva_reserve(size);
+	if (va == 0)
+		return (0);
+	uh_sched_lock();
+	for (i = 0; i < VM_KVA_MAX && vm_kva[i].va != 0; i++)
+		;
+	if (i < VM_KVA_MAX) {
+		vm_kva[i].va = va;
+		vm_kva[i].size = size;
+		vm_kva[i].entered = 0;
+	}
+	uh_sched_unlock();
+	if (i == VM_KVA_MAX) {
+		uh_kva_release(va, size);
+		return (0);
+	}
+	return (va);
+}
+
+void
+kva_free(vm_offset_t va, vm_size_t size)
+{
+	int i, entered = 0;
+
+	size = round_page(size);
+	uh_sched_lock();
+	i = vm_kva_find(va);
+	if (i >= 0 && vm_kva[i].va == va && vm_kva[i].size == size) {
+		entered = vm_kva[i].entered;
+		vm_kva[i].va = 0;
+	} else
+		i = -1;
+	uh_sched_unlock();
+	if (i < 0) {
+		uh_violation("kva_free(%#lx, %lu): not a range kva_alloc gave",
+		    (unsigned long)va, (unsigned long)size);
+		return;
+	}
+	if (entered != 0)
+		uh_violation("kva_free(%#lx): %d pages still entered (pmap_qremove "
+		    "first)", (unsigned long)va, entered);
+	uh_kva_release(va, size);
+}
+
+void
+pmap_qenter(vm_offset_t va, vm_page_t *ma, int count)
+{
+	int i, k, error;
+
+	uh_sched_lock();
+	k = vm_kva_find(va);
+	if (k >= 0 && va + ptoa(count) <= vm_kva[k].va + vm_kva[k].size)
+		vm_kva[k].entered += count;
+	else
+		k = -1;
+	uh_sched_unlock();
+	if (k < 0) {
+		uh_violation("pmap_qenter(%#lx, %d pages): outside kva_alloc's "
+		    "ranges", (unsigned long)va, count);
+		return;
+	}
+	for (i = 0; i < count; i++) {
+		if (ma[i]->ref_count == 0)
+			uh_violation("pmap_qenter: page %p not held", ma[i]);
+		error = uh_phys_map(ma[i]->phys_addr, va + ptoa(i));
+		if (error != 0)
+			panic("pmap_qenter: cannot map frame %#lx: error %d",
+			    (unsigned long)ma[i]->phys_addr, error);
+	}
+}
+
+void
+pmap_qremove(vm_offset_t va, int count)
+{
+	int k;
+
+	uh_sched_lock();
+	k = vm_kva_find(va);
+	if (k >= 0 && vm_kva[k].entered >= count)
+		vm_kva[k].entered -= count;
+	else
+		k = -1;
+	uh_sched_unlock();
+	if (k < 0) {
+		uh_violation("pmap_qremove(%#lx, %d pages): not entered",
+		    (unsigned long)va, count);
+		return;
+	}
+	if (uh_phys_unmap(va, ptoa(count)) != 0)
+		panic("pmap_qremove: cannot unmap %#lx", (unsigned long)va);
 }
 
 int
