@@ -27,7 +27,7 @@
 //! time; A and X are zeroed only when a run may read them before setting
 //! them; a jump to a `ret` is the `ret` itself; a run of eight or more
 //! `jeq #k` to one place (a list of ports or hosts) is one lookup in a
-//! table of its constants ([`KeySet`]). It reads only `head[0..head_len]`
+//! table of its constants (`KeySet`). It reads only `head[0..head_len]`
 //! and `mem[0..16]` (16 zeroed words, or null for a program that never
 //! touches scratch memory) and its own tables, writes only `mem`, uses only integer
 //! instructions and caller-saved registers, and touches no stack.
