@@ -111,9 +111,11 @@ impl<Pg: HeldPages> Buffer for ZeroBuf<Pg> {
 
     fn write_block<const N: usize>(&mut self, off: usize, block: &[u8; N]) {
         let off = HEADER_LEN + off;
-        // The common case, a block inside one page, in one copy.
+        // The common case, a block inside the buffer, in one copy: into the
+        // span if there is one, else inside one page.
         let fits = off + N <= self.size
-            && pages::write(&mut self.pages, off / PAGE_SIZE, off % PAGE_SIZE, block);
+            && (pages::write_span(&mut self.pages, off, block)
+                || pages::write(&mut self.pages, off / PAGE_SIZE, off % PAGE_SIZE, block));
         if !fits {
             self.copy_in_pages(off, block);
         }
