@@ -54,8 +54,12 @@ pub unsafe fn whole(pkt: &ffi::zbpf_packet) -> Option<&[u8]> {
     if !single {
         return None;
     }
-    if pkt.data.is_null() || pkt.data_len == 0 {
+    if pkt.data_len == 0 {
         return Some(&[]);
+    }
+    if pkt.data.is_null() {
+        // Not a packet a driver makes; the chain's path keeps its length.
+        return None;
     }
     // SAFETY: the caller vouches for the first mbuf's data.
     Some(unsafe { core::slice::from_raw_parts(pkt.data, pkt.data_len as usize) })
