@@ -25,7 +25,8 @@
 //! bytes are not swapped to host order when the value is only tested for
 //! equality or bits against constants, which are swapped instead at compile
 //! time; A and X are zeroed only when a run may read them before setting
-//! them; a jump to a `ret` is the `ret` itself; a run of eight or more
+//! them; a jump to a `ret` is the `ret` itself, and a test whose two ways
+//! both return a constant is a `cmov`, with no branch; a run of eight or more
 //! `jeq #k` to one place (a list of ports or hosts) is one lookup in a
 //! table of its constants (`KeySet`). It reads only `head[0..head_len]`
 //! and `mem[0..16]` (16 zeroed words, or null for a program that never
@@ -245,6 +246,20 @@ impl Emitter {
     fn branch(&mut self, insns: &[BpfInsn], cc: u8, t: usize, f: usize, next: usize) {
         if t == f {
             self.goto(insns, t, next);
+            return;
+        }
+        // Both ways return a constant: the verdict without a branch, so a
+        // packet unlike the one before costs no misprediction.
+        let constant = |i: usize| {
+            insns.get(i).filter(|x| class(x.code) == BPF_RET && rval(x.code) != BPF_A).map(|x| x.k)
+        };
+        if let (Some(kt), Some(kf)) = (constant(t), constant(f)) {
+            self.bytes(&[0xb8]); // mov eax,kt (the flags stay)
+            self.imm32(kt);
+            self.bytes(&[0xb9]); // mov ecx,kf
+            self.imm32(kf);
+            self.bytes(&[0x0f, 0x40 | (cc ^ 1), 0xc1]); // cmov(not cc) eax,ecx
+            self.bytes(&[0xc3]); // ret
             return;
         }
         if t == next {
@@ -1322,6 +1337,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_test_between_two_constant_returns_is_a_cmov() {
+        let ip = [
+            LDH,
+            BpfInsn::jump(JEQ, 0x0800, 0, 1),
+            BpfInsn::stmt(BPF_RET | BPF_K, 1),
+            BpfInsn::stmt(BPF_RET | BPF_K, 0),
+        ];
+        let (code, _) = compile_body(&ip);
+        // cmp eax,8; mov eax,1; mov ecx,0; cmovne eax,ecx; ret
+        let has = |b: &[u8]| code.windows(b.len()).any(|w| w == b);
+        let want = [0x83, 0xf8, 0x08, 0xb8, 1, 0, 0, 0, 0xb9, 0, 0, 0, 0, 0x0f, 0x45, 0xc1, 0xc3];
+        assert!(has(&want), "{code:02x?}");
     }
 
     #[test]

@@ -595,7 +595,9 @@ impl Results {
              order and those take the constant swapped at compile time, so there is no \
              swap either (also where libpcap joins two loads of one size at one compare, \
              as the port tests' IPv4 and IPv6 paths); a jump to a `ret` is the `ret` \
-             itself; A and X are zeroed only when a run may read them unset; and a run of \
+             itself, and a test whose two ways both return a constant is a `cmov` with no \
+             branch to mispredict (`ip6`, `tcp`: their last test); A and X are zeroed only \
+             when a run may read them unset; and a run of \
              eight or more `jeq #k` to one place (`16-port chain`: four runs of 15 and 16) \
              is one lookup, a multiplicative hash of A indexing a table of the run's \
              constants, five instructions in place of a compare and branch per constant. \
