@@ -512,12 +512,13 @@ unsafe impl Send for KPages {}
 // SAFETY: as above; writes are serialised by the descriptor lock.
 unsafe impl Sync for KPages {}
 
-// SAFETY: `kva` holds the direct-map address of each page `pages` holds
-// (wired by zbpf_kpi_hold_pages, released only in `drop`): page-aligned,
-// PAGE_SIZE bytes each, distinct, valid from every CPU, and user memory, so
-// no Rust object lives there; `page` indexes the fixed `kva`. `span`, when
-// set, maps the same pages in order (pmap_qenter(9)) until `drop` unmaps it
-// before releasing them.
+// `kva` holds the direct-map address of each page `pages` holds (wired by
+// zbpf_kpi_hold_pages, released only in `drop`): page-aligned, PAGE_SIZE
+// bytes each, distinct, valid from every CPU, and user memory, so no Rust
+// object lives there; `page` indexes the fixed `kva`. `span`, when set, maps
+// the same pages in order (pmap_qenter(9)) until `drop` unmaps it before
+// releasing them.
+// SAFETY: held pages and their mappings, as HeldPages requires.
 unsafe impl HeldPages for KPages {
     fn count(&self) -> usize {
         self.kva.len()
@@ -668,8 +669,9 @@ impl InNetEpoch {
 // of that epoch in progress.
 unsafe impl EpochSection for InNetEpoch {
     fn wait_readers() {
-        // SAFETY: plain call; callers hold no spin or descriptor lock
-        // (EpochSection::wait_readers may sleep).
+        // EpochSection::wait_readers may sleep: callers hold no spin or
+        // descriptor lock.
+        // SAFETY: a plain call, made where sleeping is allowed.
         unsafe { ffi::zbpf_kpi_net_epoch_wait() }
     }
 }

@@ -17,11 +17,11 @@ pub fn write<Pg: HeldPages>(pages: &mut Pg, index: usize, in_page: usize, data: 
         return false;
     }
     // A concurrent user write to these bytes only changes what the user
-    // reads: nothing reads record bytes back.
-    // SAFETY: HeldPages' contract: `page` is valid for writes of PAGE_SIZE
-    // bytes while `pages` lives and overlaps no Rust-owned memory, so not
-    // `data`; `in_page + data.len() <= PAGE_SIZE` (checked); `&mut pages`
-    // keeps every other write of ours out.
+    // reads: nothing reads record bytes back. HeldPages' contract: `page` is
+    // valid for writes of PAGE_SIZE bytes while `pages` lives and overlaps
+    // no Rust-owned memory, so not `data`; `&mut pages` keeps every other
+    // write of ours out.
+    // SAFETY: a held page, `in_page + data.len() <= PAGE_SIZE` (checked).
     unsafe { crate::copy::copy_raw(page.as_ptr().add(in_page), data.as_ptr(), data.len()) }
     true
 }
@@ -37,11 +37,11 @@ pub fn write_span<Pg: HeldPages>(pages: &mut Pg, at: usize, data: &[u8]) -> bool
         return false;
     }
     // A concurrent user write to these bytes only changes what the user
-    // reads: nothing reads record bytes back.
-    // SAFETY: HeldPages' contract: `span` is valid for writes of
-    // `count() * PAGE_SIZE` bytes while `pages` lives and overlaps no
-    // Rust-owned memory, so not `data`; `at + data.len()` is within it
-    // (checked); `&mut pages` keeps every other write of ours out.
+    // reads: nothing reads record bytes back. HeldPages' contract: `span`
+    // is valid for writes of `count() * PAGE_SIZE` bytes while `pages`
+    // lives and overlaps no Rust-owned memory, so not `data`; `&mut pages`
+    // keeps every other write of ours out.
+    // SAFETY: the held span, `at + data.len()` within it (checked).
     unsafe { crate::copy::copy_raw(span.as_ptr().add(at), data.as_ptr(), data.len()) }
     true
 }
@@ -55,11 +55,11 @@ pub fn word<Pg: HeldPages>(pages: &Pg, index: usize, at: usize) -> Option<&Atomi
     if at % 4 != 0 || at >= PAGE_SIZE {
         return None;
     }
-    // SAFETY: HeldPages' contract: `page` is PAGE_SIZE-aligned and valid for
-    // reads and writes of PAGE_SIZE bytes while `pages` lives, which the
-    // result borrows; `at` is 4-aligned and `at + 4 <= PAGE_SIZE` (checked);
-    // our accesses to the word are all atomic, and the user's are outside
-    // Rust's memory model.
+    // HeldPages' contract: `page` is PAGE_SIZE-aligned and valid for reads
+    // and writes of PAGE_SIZE bytes while `pages` lives, which the result
+    // borrows; our accesses to the word are all atomic, and the user's are
+    // outside Rust's memory model.
+    // SAFETY: a held page's word, 4-aligned, `at + 4 <= PAGE_SIZE` (checked).
     Some(unsafe { AtomicU32::from_ptr(page.as_ptr().add(at).cast::<u32>()) })
 }
 
