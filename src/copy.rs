@@ -25,10 +25,10 @@ const INTEL_ERMS_MIN: usize = 256;
 /// Copies `src` into `dst`, of the same length (callers cut them so).
 #[inline(always)]
 pub fn copy(dst: &mut [u8], src: &[u8]) {
-    if dst.len() >= REP_MOVSB_MIN.load(Ordering::Relaxed) && dst.len() == src.len() {
-        // SAFETY: both slices are valid for `len` bytes, and a `&mut`
-        // slice overlaps no other.
-        unsafe { rep_movsb(dst.as_mut_ptr(), src.as_ptr(), dst.len()) }
+    if dst.len() == src.len() {
+        // SAFETY: both slices are valid for `len` bytes; a `&mut` slice
+        // overlaps no other.
+        unsafe { copy_raw(dst.as_mut_ptr(), src.as_ptr(), dst.len()) }
     } else {
         dst.copy_from_slice(src);
     }

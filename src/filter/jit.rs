@@ -617,10 +617,10 @@ fn key_sets(insns: &[BpfInsn], order: &Order) -> Vec<KeySet> {
         }
         let len = end - i + 1;
         let miss = end + 1 + jeq_k(end).map_or(0, |x| usize::from(x.jf));
-        let keys: Vec<u32> = (i..=end)
-            .filter_map(|j| jeq_k(j).map(|x| swapped_k(x.k, order.at(j), false)))
-            .collect();
         if len >= KEYSET_MIN && hit != miss {
+            let keys: Vec<u32> = (i..=end)
+                .filter_map(|j| jeq_k(j).map(|x| swapped_k(x.k, order.at(j), false)))
+                .collect();
             if let Some((mul, shift, table)) = key_table(&keys) {
                 sets.push(KeySet { start: i, len, hit, miss, mul, shift, table });
             }

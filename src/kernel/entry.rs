@@ -354,11 +354,12 @@ pub unsafe extern "C" fn zbpf_rs_tap(
         unsafe { mbuf::whole(pkt) }
     };
     // Every packet in one mbuf, the usual case: their bytes as slices.
-    if (0..count).all(|j| whole(desc(j)).is_some()) {
+    let slices: [Option<&[u8]>; BATCH] = core::array::from_fn(|j| whole(desc(j)));
+    if slices.iter().take(count).all(Option::is_some) {
         let batch: [TapPacket<'_, [u8]>; BATCH] = core::array::from_fn(|j| {
             let pkt = desc(j);
             TapPacket {
-                bytes: whole(pkt).unwrap_or(&[]),
+                bytes: slices.get(j).copied().flatten().unwrap_or(&[]),
                 inbound: marks_of(pkt).inbound,
                 hw_time: hw_time(dev, pkt),
             }
