@@ -250,12 +250,13 @@ int ukk_if_inject(const char *name, const void *frame, uk_size_t len, int inboun
  * one-mbuf packets (1: one by one; iflib hands up to its rx budget, 16 by
  * default, per call), all in one network epoch section. The list is built
  * once and handed up again and again (the stack above the driver leaves
- * it alone during the burst), then freed: the burst times the hand-over,
- * not the emulation's mbuf allocator. ENXIO if no such interface, ENOBUFS
- * if an mbuf could not be had, EINVAL if list < 1. Called on the caller's
- * emulated CPU (uh_cpu_enter). */
+ * it alone during the burst), then freed; *ns is the hand-over's time
+ * alone (the if_input calls, uh_uptime_ns), not the emulation's mbuf
+ * allocator's. ENXIO if no such interface, ENOBUFS if an mbuf could not
+ * be had, EINVAL if list < 1. Called on the caller's emulated CPU
+ * (uh_cpu_enter). */
 int ukk_if_input_burst(const char *name, const void *frame, uk_size_t len,
-    long n, int list);
+    long n, int list, uk_u64 *ns);
 /* Frames the interface has transmitted (if_transmit reached the driver). */
 int ukk_if_sent(const char *name);
 /* End of run: every interface's if_input/if_transmit are the driver's own

@@ -18,8 +18,8 @@ struct mbuf *ukk_m_prepend(struct mbuf *m, int len, int how);
 void ukk_m_tag_delete_nonpersistent(struct mbuf *m);
 
 /* Benchmark: n frames through the interface's (wrapped) if_input, in
- * m_nextpkt lists of `list` packets. */
+ * m_nextpkt lists of `list` packets; *ns: the hand-over's time. */
 int ukk_if_input_burst(const char *name, const void *frame, uk_size_t len,
-    long n, int list);
+    long n, int list, uk_u64 *ns);
 
 #endif /* UKLD_KPI_NET_H */

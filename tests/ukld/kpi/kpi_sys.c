@@ -453,6 +453,10 @@ ukk_sys_write(int fd, uk_u64 ubuf, uk_size_t len, uk_size_t *done)
 /* select(9) and poll(2)                                                  */
 
 static uint64_t sel_gen;
+/* Threads asleep in poll(2): a wakeup with none wakes no one (FreeBSD's
+ * selwakeup finds no thread on the selinfo), not every sleeper of the
+ * emulation's one condition variable, the callout thread among them. */
+static int sel_sleepers;
 /* td_sel while a thread polls (selrecord's precondition). */
 static char sel_polling;
 
@@ -468,7 +472,8 @@ sel_wakeup(void)
 {
 	uh_sched_lock();
 	sel_gen++;
-	uh_sched_broadcast();
+	if (sel_sleepers != 0)
+		uh_sched_broadcast();
 	uh_sched_unlock();
 }
 
@@ -558,8 +563,10 @@ ukk_sys_poll(struct ukk_pollfd *fds, int nfds, int timeout_ms, int *nready)
 		if (n != 0 || timeout_ms == 0 || timedout)
 			break;
 		uh_sched_lock();
+		sel_sleepers++;
 		while (sel_gen == gen && !timedout)
 			timedout = uh_sched_wait(deadline);
+		sel_sleepers--;
 		uh_sched_unlock();
 	}
 	td->td_sel = NULL;
