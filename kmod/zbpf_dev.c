@@ -202,7 +202,7 @@ zbpf_hook_find(struct ifnet *ifp)
 }
 
 /* One packet as zbpf_rs_tap takes it. */
-static void
+static __always_inline void
 zbpf_describe(struct mbuf *m, int inbound, struct zbpf_packet *pkt)
 {
 	struct m_tag *tag;

@@ -19,7 +19,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ffi::{c_int, c_ulong, c_void};
-use core::mem::ManuallyDrop;
+use core::mem::{ManuallyDrop, MaybeUninit};
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use super::ffi;
@@ -328,6 +328,16 @@ pub unsafe extern "C" fn zbpf_rs_tap(
     // SAFETY: the wrapper passes `n` packet descriptions (at most
     // ZBPF_TAP_BATCH, clamped again here) for this call.
     let pkts = unsafe { core::slice::from_raw_parts(pkts, (n as usize).min(BATCH)) };
+    // The registry keeps the tap alive until the hook's removal has waited
+    // for every wrapper (zbpf_kpi_tap_remove).
+    // SAFETY: the hook hands back the live tap KIface::set_tapped gave it.
+    let tap = unsafe { &*tap.cast_const().cast::<Tap<KernelPlatform>>() };
+    // SAFETY: the C wrappers call us inside the network epoch.
+    let section = unsafe { InNetEpoch::assume() };
+    if let Some(clear) = tap_whole(dev, tap, &section, pkts) {
+        return clear;
+    }
+    // A packet in a chain of mbufs: every packet through the chain's path.
     // The packets to deliver, by index; the others are hidden (feedback)
     // and get their mark cleared.
     let mut kept = [0usize; BATCH];
@@ -342,31 +352,7 @@ pub unsafe extern "C" fn zbpf_rs_tap(
         }
     }
     let Some(first) = pkts.get(kept[0]).filter(|_| count > 0) else { return clear };
-    // The registry keeps the tap alive until the hook's removal has waited
-    // for every wrapper (zbpf_kpi_tap_remove).
-    // SAFETY: the hook hands back the live tap KIface::set_tapped gave it.
-    let tap = unsafe { &*tap.cast_const().cast::<Tap<KernelPlatform>>() };
-    // SAFETY: the C wrappers call us inside the network epoch.
-    let section = unsafe { InNetEpoch::assume() };
     let desc = |j: usize| kept.get(j).and_then(|&i| pkts.get(i)).unwrap_or(first);
-    let whole = |pkt| {
-        // SAFETY: each chain is neither freed nor changed during the tap.
-        unsafe { mbuf::whole(pkt) }
-    };
-    // Every packet in one mbuf, the usual case: their bytes as slices.
-    let slices: [Option<&[u8]>; BATCH] = core::array::from_fn(|j| whole(desc(j)));
-    if slices.iter().take(count).all(Option::is_some) {
-        let batch: [TapPacket<'_, [u8]>; BATCH] = core::array::from_fn(|j| {
-            let pkt = desc(j);
-            TapPacket {
-                bytes: slices.get(j).copied().flatten().unwrap_or(&[]),
-                inbound: marks_of(pkt).inbound,
-                hw_time: hw_time(dev, pkt),
-            }
-        });
-        dev.deliver_batch(tap, &section, batch.get(..count).unwrap_or(&[]));
-        return clear;
-    }
     // SAFETY: each chain is neither freed nor changed during the tap.
     let mbufs: [(Mbufs<'_>, usize); BATCH] =
         core::array::from_fn(|j| unsafe { Mbufs::new(desc(j)) });
@@ -378,6 +364,46 @@ pub unsafe extern "C" fn zbpf_rs_tap(
     });
     dev.deliver_batch(tap, &section, batch.get(..count).unwrap_or(&[]));
     clear
+}
+
+/// The usual case, every packet whole in its one mbuf: their bytes as
+/// slices, delivered; the mask of marks to clear. `None`, having delivered
+/// nothing, if a packet is in a chain.
+///
+/// The batch is written in place, packet by packet: an array built and then
+/// moved is a call to memcpy in the kernel build (no vector registers, so
+/// the compiler copies more than 64 bytes out of line), once per batch.
+fn tap_whole(
+    dev: &Device,
+    tap: &Tap<KernelPlatform>,
+    section: &InNetEpoch,
+    pkts: &[ffi::zbpf_packet],
+) -> Option<u32> {
+    let mut batch = [const { MaybeUninit::<TapPacket<'_, [u8]>>::uninit() }; BATCH];
+    let mut count = 0;
+    let mut clear = 0u32;
+    for (i, pkt) in pkts.iter().enumerate() {
+        let marks = marks_of(pkt);
+        if marks.verdict() == TapVerdict::HideAndClearMark {
+            clear |= 1 << i;
+            continue;
+        }
+        // SAFETY: each chain is neither freed nor changed during the tap.
+        let bytes = unsafe { mbuf::whole(pkt) }?;
+        let slot = batch.get_mut(count)?;
+        slot.write(TapPacket { bytes, inbound: marks.inbound, hw_time: hw_time(dev, pkt) });
+        count += 1;
+    }
+    let written = batch.get(..count)?;
+    // A MaybeUninit<T> has T's layout, and the first `count` were written
+    // above (a TapPacket holds references and plain values: nothing to drop).
+    // SAFETY: `written` is exactly those `count` initialized packets.
+    let packets: &[TapPacket<'_, [u8]>] =
+        unsafe { core::slice::from_raw_parts(written.as_ptr().cast(), count) };
+    if count > 0 {
+        dev.deliver_batch(tap, section, packets);
+    }
+    Some(clear)
 }
 
 /// What the stack marked on a packet.

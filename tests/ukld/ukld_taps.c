@@ -315,12 +315,17 @@ ukld_check_taps_chains(void)
 			goto out;
 		want[i] = &fr[i];
 	}
-	/* A driver batch (m_nextpkt), some of them tagged. */
+	/* A driver batch (m_nextpkt), which the wrapper offers eight at a
+	 * time: the second eight each whole in one untagged mbuf (the tap's
+	 * slice path), the others single mbufs among chains, some tagged (the
+	 * chain path, for the whole eight). */
 	for (i = 0; i < nbl; i++, n++) {
+		int whole = i >= 8 && i < 16;
+
 		mk_udp(&fr[n], zk.rx_mac, 40300 + i, 9, 60 + 7 * i, (uint8_t)(230 + i));
-		if (i % 5 == 1)
+		if (i % 5 == 1 && !whole)
 			mk_tagged(&fr[n], (uint16_t)(7 + i));
-		set_shape(&fr[n], 2 + i % 3);
+		set_shape(&fr[n], whole || i % 4 == 0 ? 0 : 2 + i % 3);
 		bl[i] = fr[n].b;
 		ll[i] = fr[n].len;
 		ol[i] = fr[n].o;
