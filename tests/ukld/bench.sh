@@ -24,12 +24,12 @@ mkdir -p "$out"
 [[ -f "$ko" ]] || bash scripts/build-ko.sh
 bash tests/ukld/build.sh >/dev/null
 cargo build --quiet --release -p zbpf-bench --bin zbpf-bench
-# Fifteen rounds; in each, configuration by configuration, the simulator's
+# Twenty-five rounds; in each, configuration by configuration, the simulator's
 # benchmark and then the real module's (a tenth of a second each), the best
 # of each configuration kept on each side: this machine's speed drifts over
 # seconds, and alternating so closely puts both sides of a configuration in
 # the same spell instead of spoiling one.
-rounds=15
+rounds=25
 configs=("BUFFER,1,64" "BUFFER,1,1500" "BUFFER,8,64" "BUFFER,8,1500" "ZBUF,1,64" "ZBUF,1,1500"
     "ZBUF,8,64" "ZBUF,8,1500")
 sim_cmd="target/release/zbpf-bench --deliver"
@@ -80,12 +80,12 @@ fi
     cat "$out/report.tmp"
     echo "$heading"
     echo
-    echo "The figures above run the engine in the simulator. Here the shipped \`$ko\` itself (its C shims, its Rust engine, the calls between them) receives the same bursts, loaded into a Linux process by the userspace kld harness (\`tests/ukld\`: not FreeBSD, an emulation of the kernel's interfaces built on FreeBSD 15.0's headers). One Ethernet interface, 1 or 8 descriptors attached with an accept-all filter (\`ret #65535\`, whole frames captured), default timestamps, two 1 MiB buffers each (\`maxbufsize\` raised to 1 MiB), BUFFER mode drained by non-blocking read(2), ZBUF mode by acknowledging the shared buffers. Each burst is one and a half buffers' worth of one frame repeated, handed to if_input in m_nextpkt lists of 16 packets (as iflib hands up its default rx budget); only the burst is timed, the drain after it is not. Median of 21 bursts after 3 of warm-up; the two sides run in turn, configuration by configuration, fifteen times over, and each keeps its best median per configuration. Every descriptor saw every packet (records counted after each burst) and BIOCGSTATS says all were received and none dropped; the run fails otherwise."
+    echo "The figures above run the engine in the simulator. Here the shipped \`$ko\` itself (its C shims, its Rust engine, the calls between them) receives the same bursts, loaded into a Linux process by the userspace kld harness (\`tests/ukld\`: not FreeBSD, an emulation of the kernel's interfaces built on FreeBSD 15.0's headers). One Ethernet interface, 1 or 8 descriptors attached with an accept-all filter (\`ret #65535\`, whole frames captured), default timestamps, two 1 MiB buffers each (\`maxbufsize\` raised to 1 MiB), BUFFER mode drained by non-blocking read(2), ZBUF mode by acknowledging the shared buffers. Each burst is one and a half buffers' worth of one frame repeated, handed to if_input in m_nextpkt lists of 16 packets (as iflib hands up its default rx budget); only the burst is timed, the drain after it is not. Median of 21 bursts after 3 of warm-up; the two sides run in turn, configuration by configuration, $rounds times over, and each keeps its best median per configuration. Every descriptor saw every packet (records counted after each burst) and BIOCGSTATS says all were received and none dropped; the run fails otherwise."
     echo
     echo "Real module: \`ukk_if_input_burst\` builds a list of 16 one-mbuf packets once, then hands it again and again to the interface's if_input, which the module has replaced with its wrapper (\`zbpf_input\`, kmod/zbpf_dev.c → \`zbpf_rs_tap\`, src/kernel/entry.rs → the engine → the shims of kmod/zbpf_kpi.c); the wrapper then calls the emulated driver's own if_input, which counts the list and leaves it alone (the stack above the driver is not emulated during a burst). Only the hand-over is timed, inside the harness: not the list's making (the emulation's mbuf allocator), not the drain. The column \"of which the driver\" is the same burst with no descriptor attached (the driver's if_input unwrapped, the emulation's network epoch): that part is the emulation's, not the module's. Simulator: \`zbpf-bench --deliver\` (tests/bench/src/deliver.rs), the same configurations through \`Sim::receive_burst\`, frames handed over as byte slices (no mbuf), cycling through 16 frames in their own buffers. Both go through the engine's batch path (\`Bpf::deliver_batch\`, 8 packets per hold of a reader's lock). The harness's emulation is compiled with -O2, as FreeBSD builds its kernel; the module and the simulator in release mode."
     echo
     echo '```sh'
-    echo "bash tests/ukld/bench.sh   # run by make bench; for each configuration C, fifteen times over:"
+    echo "bash tests/ukld/bench.sh   # run by make bench; for each configuration C, $rounds times over:"
     echo "$sim_cmd --config C"
     echo "$real_cmd --config C"
     echo '```'
